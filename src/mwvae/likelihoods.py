@@ -1,0 +1,44 @@
+"""Decoder likelihoods p(x_m | z), one per kind of modality.
+
+A decoder outputs the distribution's parameters (logits); a likelihood turns
+them into a negative log-likelihood per example and into the decoded value
+that users look at (pixel means, class probabilities).
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class Bernoulli:
+    """Independent Bernoulli per pixel (values in [0, 1]); BCE summed over pixels."""
+
+    def nll(self, logits: Tensor, target: Tensor) -> Tensor:
+        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        return bce.flatten(1).sum(1)
+
+    def mean(self, logits: Tensor) -> Tensor:
+        return logits.sigmoid()
+
+
+class Categorical:
+    """A class index; the decoded value is the vector of class probabilities."""
+
+    def nll(self, logits: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(logits, target, reduction="none")
+
+    def mean(self, logits: Tensor) -> Tensor:
+        return logits.softmax(-1)
+
+
+LIKELIHOODS = {"bernoulli": Bernoulli, "categorical": Categorical}
+
+
+def make_likelihood(name: str):
+    try:
+        return LIKELIHOODS[name]()
+    except KeyError:
+        raise ValueError(
+            f"unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}"
+        ) from None

@@ -1,0 +1,265 @@
+"""The ELBO-plus-alignment LightningModule that every model of the framework extends.
+
+The base owns the modalities (an encoder, a decoder and a likelihood each),
+the ELBO of the joint posterior, the W2 alignment between unimodal
+posteriors, one step shared by training, validation and test, and the public
+inference API (`posterior`, `reconstruct`). A model overrides only what
+differs: how posteriors are fused, or which ELBO terms it optimises.
+
+Data flows one way: batch dict -> encoders of the present modalities ->
+unimodal posteriors -> (joint posterior, alignment) -> latent samples ->
+decoders -> per-modality likelihoods -> named loss terms -> logged metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from torch import Tensor, nn
+
+from mwvae.gaussians import (
+    DiagGaussian,
+    barycenter,
+    kl_to_standard_normal,
+    mean_pairwise_w2_squared,
+)
+from mwvae.likelihoods import Categorical, make_likelihood
+
+Batch = Mapping[str, Tensor]
+
+
+@dataclass
+class LossTerms:
+    """The named terms of one step's objective, each averaged over the batch."""
+
+    loss: Tensor
+    recon: dict[str, Tensor] = field(default_factory=dict)
+    kl: dict[str, Tensor] = field(default_factory=dict)
+    w2: Tensor | None = None
+
+    def as_metrics(self) -> dict[str, Tensor]:
+        """Slash-named metrics: `loss`, `recon/<m>`, `kl/<m>`, `elbo`, `w2`."""
+        metrics = {"loss": self.loss}
+        metrics.update({f"recon/{m}": v for m, v in self.recon.items()})
+        metrics.update({f"kl/{m}": v for m, v in self.kl.items()})
+        # The negative ELBO as the paper plots it: reconstruction plus latent loss.
+        metrics["elbo"] = sum(self.recon.values()) + sum(self.kl.values())
+        if self.w2 is not None:
+            metrics["w2"] = self.w2
+        return metrics
+
+
+class RunningMeans:
+    """Batch-size-weighted means of a fixed set of scalar tensors, kept on
+    their device (no host synchronisation per step)."""
+
+    def __init__(self):
+        self.names: list[str] = []
+        self.sums: Tensor | None = None
+        self.count = 0
+
+    def add(self, values: dict[str, Tensor], batch_size: int) -> None:
+        if self.sums is None:
+            self.names = list(values)
+        stacked = torch.stack([values[name].detach() for name in self.names]) * batch_size
+        self.sums = stacked if self.sums is None else self.sums + stacked
+        self.count += batch_size
+
+    def compute(self) -> dict[str, Tensor]:
+        if self.sums is None:
+            return {}
+        return dict(zip(self.names, self.sums / self.count, strict=True))
+
+
+class MultimodalVAE(pl.LightningModule):
+    """Base multimodal VAE: joint-posterior ELBO plus `align_weight` * W2^2.
+
+    Args:
+        modalities: name -> {encoder, decoder, likelihood, weight}; encoder and
+            decoder are Hydra `_target_` specs that receive `latent_dim`.
+        latent_dim: size of the latent code.
+        beta: weight of the KL terms once warm-up is over.
+        kl_warmup_epochs: beta rises linearly from 0 over this many epochs
+            (KL warm-up keeps the experts from collapsing to the prior).
+        align_weight: lambda, the weight of the mean pairwise W2^2 between
+            the unimodal posteriors (0: logged but not optimised).
+        optimizer: a Hydra spec with `_partial_: true` that receives the parameters.
+    """
+
+    def __init__(
+        self,
+        modalities: dict[str, dict[str, Any]],
+        latent_dim: int,
+        beta: float = 1.0,
+        kl_warmup_epochs: float = 0.0,
+        align_weight: float = 0.0,
+        optimizer: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.modality_names = list(modalities)
+        self.encoders = nn.ModuleDict(
+            {
+                m: instantiate(spec["encoder"], latent_dim=latent_dim)
+                for m, spec in modalities.items()
+            }
+        )
+        self.decoders = nn.ModuleDict(
+            {
+                m: instantiate(spec["decoder"], latent_dim=latent_dim)
+                for m, spec in modalities.items()
+            }
+        )
+        self.likelihoods = {
+            m: make_likelihood(spec["likelihood"]) for m, spec in modalities.items()
+        }
+        self.recon_weights = {m: float(spec.get("weight", 1.0)) for m, spec in modalities.items()}
+        self._epoch_means = RunningMeans()
+
+    # ------------------------------------------------------------------ inference
+    def encode(self, observed: Batch) -> dict[str, DiagGaussian]:
+        """The unimodal posterior q(z | x_m) of each observed modality."""
+        unknown = set(observed) - set(self.modality_names)
+        if unknown:
+            raise KeyError(
+                f"unknown modalities {sorted(unknown)}; this model has {self.modality_names}"
+            )
+        return {m: self.encoders[m](x) for m, x in observed.items()}
+
+    def fuse(self, posteriors: dict[str, DiagGaussian]) -> DiagGaussian:
+        """The joint posterior of the observed modalities: their W2 barycenter."""
+        return barycenter(list(posteriors.values()))
+
+    def posterior(self, observed: Batch) -> DiagGaussian:
+        """The Gaussian posterior for the observed subset of modalities."""
+        if not observed:
+            raise ValueError("observe at least one modality")
+        return self.fuse(self.encode(observed))
+
+    def decode(self, z: Tensor) -> dict[str, Tensor]:
+        """Likelihood parameters (logits) of every modality."""
+        return {m: decoder(z) for m, decoder in self.decoders.items()}
+
+    @torch.no_grad()
+    def reconstruct(self, observed: Batch, sample: bool = False) -> dict[str, Tensor]:
+        """Every modality decoded from the posterior of the observed ones:
+        pixel means for images, class probabilities for labels. The posterior
+        mean is decoded unless `sample`."""
+        z = self.posterior(observed).sample_or_mean(sample)
+        return {m: self.likelihoods[m].mean(logits) for m, logits in self.decode(z).items()}
+
+    # ------------------------------------------------------------------ objective
+    @property
+    def beta_now(self) -> float:
+        """beta, annealed linearly from 0 during the first `kl_warmup_epochs`."""
+        warmup = self.hparams.kl_warmup_epochs
+        if warmup <= 0 or self._trainer is None:
+            return self.hparams.beta
+        steps_per_epoch = max(1, self.trainer.num_training_batches)
+        progress = self.global_step / (warmup * steps_per_epoch)
+        return self.hparams.beta * min(1.0, progress)
+
+    def reconstruction_nll(self, batch: Batch, m: str, z: Tensor) -> Tensor:
+        """Weighted -log p(x_m | z), averaged over the batch."""
+        nll = self.likelihoods[m].nll(self.decoders[m](z), batch[m])
+        return self.recon_weights[m] * nll.mean()
+
+    def elbo_terms(self, batch: Batch, posteriors: dict[str, DiagGaussian]) -> LossTerms:
+        """Negative ELBO of the joint posterior: every modality decoded from one
+        sample of q(z | all observed), one KL term (logged as `kl/joint`)."""
+        joint = self.fuse(posteriors)
+        z = joint.rsample()
+        recon = {m: self.reconstruction_nll(batch, m, z) for m in batch}
+        kl = {"joint": kl_to_standard_normal(joint).mean()}
+        return LossTerms(loss=sum(recon.values()) + self.beta_now * kl["joint"], recon=recon, kl=kl)
+
+    def alignment(self, posteriors: dict[str, DiagGaussian]) -> Tensor:
+        """Mean pairwise W2^2 between the unimodal posteriors, batch-averaged."""
+        return mean_pairwise_w2_squared(list(posteriors.values())).mean()
+
+    def objective(self, batch: Batch) -> LossTerms:
+        """The loss of one batch: the model's ELBO terms plus lambda * W2^2."""
+        batch = {m: x for m, x in batch.items() if m in self.encoders}
+        posteriors = self.encode(batch)
+        terms = self.elbo_terms(batch, posteriors)
+        if len(posteriors) >= 2:
+            terms.w2 = self.alignment(posteriors)
+            if self.hparams.align_weight:
+                terms.loss = terms.loss + self.hparams.align_weight * terms.w2
+        return terms
+
+    # ------------------------------------------------------------------ metrics
+    @torch.no_grad()
+    def cross_modal_accuracy(self, batch: Batch) -> dict[str, Tensor]:
+        """`acc/<source>_to_<target>`: the class decoded from the source's
+        posterior mean against the true class, for every categorical target."""
+        posteriors = self.encode({m: x for m, x in batch.items() if m in self.encoders})
+        accuracies = {}
+        for target, likelihood in self.likelihoods.items():
+            if not isinstance(likelihood, Categorical) or target not in batch:
+                continue
+            for source, q in posteriors.items():
+                if source != target:
+                    predicted = self.decoders[target](q.mu).argmax(-1)
+                    accuracies[f"acc/{source}_to_{target}"] = (
+                        (predicted == batch[target]).float().mean()
+                    )
+        return accuracies
+
+    # ------------------------------------------------------------------ Lightning
+    def _shared_step(self, batch: Batch, stage: str) -> Tensor:
+        terms = self.objective(batch)
+        metrics = terms.as_metrics()
+        batch_size = len(next(iter(batch.values())))
+        if stage == "train":
+            self._log_training(metrics, batch_size)
+        else:
+            metrics.update(self.cross_modal_accuracy(batch))
+            self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, batch_size=batch_size)
+        return terms.loss
+
+    def _log_training(self, metrics: dict[str, Tensor], batch_size: int) -> None:
+        """Training metrics reach Lightning only at the steps its loggers write
+        (every `log_every_n_steps`): each `self.log` call costs far more than
+        the tensor additions that keep the epoch means here."""
+        self._epoch_means.add(metrics, batch_size)
+        if self._trainer is None or (self.global_step + 1) % self.trainer.log_every_n_steps:
+            return
+        metrics["beta"] = torch.tensor(self.beta_now)
+        self.log_dict({f"train/{k}": v for k, v in metrics.items()}, on_step=True, on_epoch=False)
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_means = RunningMeans()
+
+    def on_train_epoch_end(self) -> None:
+        """Epoch means as `train/<term>_epoch` (Lightning's own suffix)."""
+        means = self._epoch_means.compute()
+        self.log_dict(
+            {f"train/{k}_epoch": v for k, v in means.items()}, on_step=False, on_epoch=True
+        )
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "test")
+
+    def configure_optimizers(self):
+        spec = self.hparams.optimizer or {
+            "_target_": "torch.optim.Adam",
+            "_partial_": True,
+            "lr": 1e-3,
+        }
+        return instantiate(spec)(params=self.parameters())
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lets `mwvae.load_model` rebuild the right class from the file alone.
+        checkpoint["mwvae_model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"

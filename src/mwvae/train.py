@@ -1,0 +1,159 @@
+"""Train a model: `python -m mwvae.train [group=option ...] [key=value ...]`.
+
+`train(cfg)` does the work and returns `(metrics, objects)`; the Hydra entry
+point around it stays thin and returns the metric an optimising sweeper asks
+for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
+
+from mwvae.config import ConfigError, register_configs, validate
+from mwvae.data.mnist_source import DatasetMissingError
+from mwvae.evaluation.figures import (
+    observation_settings,
+    plot_reconstructions,
+    plot_training_curves,
+)
+
+log = logging.getLogger(__name__)
+register_configs()
+
+
+def build_model(cfg: DictConfig) -> pl.LightningModule:
+    """The model of `cfg.model` for the modalities of `cfg.data`; hyperparameters
+    are plain Python values, so checkpoints load with `weights_only=True`."""
+    hparams = OmegaConf.to_container(cfg.model, resolve=True)
+    model_class = get_class(hparams.pop("_target_"))
+    modalities = OmegaConf.to_container(cfg.data.modalities, resolve=True)
+    return model_class(modalities=modalities, latent_dim=cfg.latent.dim, **hparams)
+
+
+def build_trainer(cfg: DictConfig) -> pl.Trainer:
+    callbacks = [instantiate(spec) for spec in (cfg.get("callbacks") or {}).values()]
+    loggers = [instantiate(spec) for spec in (cfg.get("logger") or {}).values()]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """`last` means this run folder's last checkpoint (resume in place)."""
+    if ckpt_path == "last":
+        ckpt_path = str(output_dir / "checkpoints" / "last.ckpt")
+    if ckpt_path is not None and not Path(ckpt_path).exists():
+        raise ConfigError(f"ckpt_path: {ckpt_path} does not exist")
+    return ckpt_path
+
+
+def as_floats(results: list[dict[str, Any]]) -> dict[str, float]:
+    return {k: float(v) for result in results for k, v in result.items()}
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit, then validate and test the best checkpoint; write the run folder."""
+    validate(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
+    if cfg.seed is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data, _recursive_=False)
+    model = build_model(cfg)
+    trainer = build_trainer(cfg)
+    save_config(cfg, output_dir)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(flat_config(cfg))
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    evaluated = best or None
+    metrics = as_floats(trainer.validate(model, datamodule, ckpt_path=evaluated, weights_only=True))
+    metrics |= as_floats(trainer.test(model, datamodule, ckpt_path=evaluated, weights_only=True))
+
+    if trainer.is_global_zero:
+        write_json(output_dir / "metrics.json", metrics)
+        if cfg.figures:
+            draw_figures(model, datamodule, trainer, output_dir)
+        log.info("Run folder: %s", output_dir.resolve())
+    finish_loggers(trainer)
+    return metrics, {"model": model, "datamodule": datamodule, "trainer": trainer}
+
+
+def flat_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config with dotted keys, for experiment trackers."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        else:
+            flat[prefix] = node
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
+@rank_zero_only
+def save_config(cfg: DictConfig, output_dir: Path) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def write_json(path: Path, values: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+
+
+@torch.no_grad()
+def draw_figures(model, datamodule, trainer: pl.Trainer, output_dir: Path) -> list[Path]:
+    """Training curves and one reconstruction grid per observation setting,
+    written to `figures/` and sent to the loggers that take images."""
+    figures_dir = output_dir / "figures"
+    paths = []
+    history = output_dir / "history.csv"
+    if history.exists():
+        paths.append(plot_training_curves(history, figures_dir / "training_curves.png"))
+    batch = next(iter(datamodule.test_dataloader()))
+    batch = {m: x[:32].to(model.device) for m, x in batch.items()}
+    if {"image", "label"} <= set(model.modality_names):
+        for setting, observed in observation_settings(model.modality_names).items():
+            title = f"{type(model).__name__}, observed: {' + '.join(observed)}"
+            out = figures_dir / f"reconstructions_{setting}.png"
+            paths.append(plot_reconstructions(model, batch, observed, out, title))
+    for logger in trainer.loggers:
+        if hasattr(logger, "log_image"):
+            for path in paths:
+                logger.log_image(key=f"figures/{path.stem}", images=[str(path)])
+    return paths
+
+
+def finish_loggers(trainer: pl.Trainer) -> None:
+    """Close every experiment run so that jobs of a multirun never merge."""
+    for logger in trainer.loggers:
+        experiment = getattr(logger, "_experiment", None)
+        if experiment is not None and hasattr(experiment, "finish"):
+            experiment.finish()
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        metrics, _ = train(cfg)
+    except (ConfigError, DatasetMissingError) as error:
+        raise SystemExit(f"error: {error}") from None
+    return metrics.get("val/loss")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Shared fixtures. The offline MNIST archive is fetched by `make install`
+(which `make test` runs first); tests that need it read it from data/mnist."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST_DIR = ROOT / "data" / "mnist"
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not (MNIST_DIR / "mnist.pkl.gz").exists():
+        pytest.fail("the offline MNIST archive is missing: run `make data` (or `make install`)")
+    return MNIST_DIR

@@ -1,0 +1,34 @@
+import pytest
+import torch
+
+from mwvae.data import MNISTDataModule
+
+
+def test_batches_are_image_label_dicts_from_the_cache(mnist_dir):
+    datamodule = MNISTDataModule(
+        str(mnist_dir), subset={"train": 300, "val": 100, "test": 100}, batch_size=64
+    )
+    datamodule.prepare_data()
+    assert datamodule.cache_path.exists()
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["image"].shape == (64, 1, 28, 28) and batch["image"].dtype == torch.float32
+    assert batch["image"].min() >= 0.0 and batch["image"].max() <= 1.0
+    assert batch["label"].dtype == torch.int64
+    assert len(datamodule.train_dataloader()) == 5  # 300 examples in batches of 64
+    assert len(datamodule.splits["val"]["label"]) == 100
+
+
+def test_binarize_gives_zeros_and_ones(mnist_dir):
+    datamodule = MNISTDataModule(
+        str(mnist_dir), binarize=True, subset={"train": 50, "val": 10, "test": 10}
+    )
+    datamodule.setup()
+    assert set(datamodule.splits["train"]["image"].unique().tolist()) == {0.0, 1.0}
+
+
+def test_bad_arguments_fail_clearly(mnist_dir):
+    with pytest.raises(ValueError, match="caption"):
+        MNISTDataModule(str(mnist_dir), modalities={"caption": {}})
+    with pytest.raises(ValueError, match="torchvision"):
+        MNISTDataModule(str(mnist_dir), source="kaggle")

@@ -1,0 +1,29 @@
+import pytest
+import torch
+from torch.distributions import Bernoulli as TorchBernoulli
+from torch.distributions import Categorical as TorchCategorical
+
+from mwvae.likelihoods import Bernoulli, Categorical, make_likelihood
+
+
+def test_bernoulli_nll_sums_pixel_log_likelihoods():
+    logits = torch.randn(4, 1, 28, 28, dtype=torch.float64)
+    target = torch.rand(4, 1, 28, 28, dtype=torch.float64).round()
+    expected = -TorchBernoulli(logits=logits).log_prob(target).flatten(1).sum(1)
+    torch.testing.assert_close(Bernoulli().nll(logits, target), expected)
+    torch.testing.assert_close(Bernoulli().mean(logits), logits.sigmoid())
+
+
+def test_categorical_nll_and_probabilities():
+    logits = torch.randn(6, 10, dtype=torch.float64)
+    target = torch.randint(0, 10, (6,))
+    expected = -TorchCategorical(logits=logits).log_prob(target)
+    torch.testing.assert_close(Categorical().nll(logits, target), expected)
+    torch.testing.assert_close(
+        Categorical().mean(logits).sum(-1), torch.ones(6, dtype=torch.float64)
+    )
+
+
+def test_unknown_likelihood_lists_the_choices():
+    with pytest.raises(ValueError, match="bernoulli"):
+        make_likelihood("poisson")

@@ -1,0 +1,157 @@
+"""The training entry point, end to end: composed configs, the CLI, outputs,
+checkpoints, resuming and config errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigAttributeError, ValidationError
+
+from mwvae import load_model
+from mwvae.config import ConfigError, compose_config
+from mwvae.data.mnist_source import DatasetMissingError
+from mwvae.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBSET = "data.subset={train:512,val:256,test:256}"
+QUIET = ["logger=none", "callbacks.progress_bar.refresh_rate=0", f"paths.root_dir={ROOT}"]
+
+
+def config(tmp_path, *overrides):
+    return compose_config([*QUIET, f"paths.output_dir={tmp_path}", *overrides])
+
+
+def run_cli(*overrides, run_dir: Path, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mwvae.train", *QUIET, f"hydra.run.dir={run_dir}", *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+def test_fast_dev_run_through_composed_configs(tmp_path):
+    for model in ("mw_vae", "m_vae"):
+        metrics, objects = train(config(tmp_path / model, f"model={model}", "debug=fast"))
+        assert objects["trainer"].state.finished
+        assert torch.isfinite(torch.tensor(metrics["test/loss"]))
+
+
+def test_seed_is_honoured_zero_included(tmp_path):
+    def test_loss(seed, name):
+        return train(config(tmp_path / name, "debug=fast", f"seed={seed}"))[0]["test/loss"]
+
+    assert test_loss(0, "a") == test_loss(0, "b")
+    assert test_loss(0, "c") != test_loss(1, "d")
+
+
+def test_load_model_rebuilds_the_trained_model_from_its_checkpoint(tmp_path):
+    cfg = config(tmp_path, SUBSET, "trainer.max_epochs=1", "figures=false")
+    _, objects = train(cfg)
+    model, datamodule = objects["model"], objects["datamodule"]
+    loaded = load_model(objects["trainer"].checkpoint_callback.best_model_path)
+    assert not loaded.training
+    batch = next(iter(datamodule.test_dataloader()))
+    model.eval()
+    for observed in ({"image": batch["image"]}, {"label": batch["label"]}, batch):
+        expected, actual = model.reconstruct(observed), loaded.reconstruct(observed)
+        for name in expected:
+            torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0)
+
+
+def test_cli_writes_the_run_folder_and_resumes_from_last(tmp_path):
+    run_dir = tmp_path / "run"
+    first = run_cli(SUBSET, "trainer.max_epochs=1", run_dir=run_dir)
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in (
+        "test/loss",
+        "test/recon/image",
+        "test/recon/label",
+        "test/kl/image",
+        "test/kl/label",
+        "test/w2",
+        "test/acc/image_to_label",
+        "val/loss",
+    ):
+        assert key in metrics
+    for name in (
+        "training_curves",
+        "reconstructions_both",
+        "reconstructions_image_only",
+        "reconstructions_label_only",
+    ):
+        assert (run_dir / "figures" / f"{name}.png").stat().st_size > 0
+    assert (run_dir / "config.yaml").exists() and (run_dir / "history.csv").exists()
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
+
+    resumed = run_cli(SUBSET, "trainer.max_epochs=2", "ckpt_path=last", run_dir=run_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 1  # the second epoch ran; the first was not repeated
+    history = (run_dir / "history.csv").read_text().splitlines()
+    val_epochs = [
+        row.split(",")[0] for row in history[1:] if "val" in history[0] and row.split(",")[2:]
+    ]
+    assert "0" in val_epochs and "1" in val_epochs
+
+
+def test_wandb_runs_offline_and_receives_the_figures(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    overrides = [SUBSET, "trainer.max_epochs=1", "logger=wandb"]
+    train(compose_config([*QUIET, f"paths.output_dir={tmp_path}", *overrides]))
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    assert list(run.glob("*.wandb"))
+    assert list((run / "files" / "media" / "images" / "figures").glob("reconstructions_both*.png"))
+
+
+@pytest.mark.parametrize(
+    ("override", "cause", "message"),
+    [
+        ("model.align_weight=abc", ValidationError, "full_key: model.align_weight"),
+        ("model.alig_weight=1", ConfigAttributeError, "full_key: model.alig_weight"),
+        ("latent.dim=lots", ValidationError, "full_key: latent.dim"),
+        ("model=nonexistent", type(None), "Available options in 'model'"),
+    ],
+)
+def test_config_typos_fail_at_composition(tmp_path, override, cause, message):
+    with pytest.raises(ConfigCompositionException) as raised:
+        config(tmp_path, override)
+    assert isinstance(raised.value.__cause__, cause)
+    assert message in str(raised.value) + str(raised.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("latent.dim=0", "latent.dim"),
+        ("model.align_weight=-1", "model.align_weight"),
+        ("data.modalities.label.likelihood=poisson", "likelihood"),
+    ],
+)
+def test_impossible_values_fail_before_training(tmp_path, override, key):
+    with pytest.raises(ConfigError, match=key):
+        train(config(tmp_path, override))
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_cli_reports_a_bad_value_by_key_and_trains_nothing(tmp_path):
+    result = run_cli("model.align_weight=abc", run_dir=tmp_path)
+    assert result.returncode != 0
+    assert "model.align_weight" in result.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path):
+    with pytest.raises(DatasetMissingError, match="make data"):
+        train(config(tmp_path, f"paths.data_dir={tmp_path}/nowhere", "debug=fast"))
