@@ -15,7 +15,7 @@ class MetricHistory(pl.Callback):
 
     Training metrics are recorded every `log_every_n_steps` steps of the
     Trainer (the same steps W&B receives), validation metrics once per
-    validation epoch. The file is rewritten at every epoch end, so an
+    validation epoch; the `train/<term>_epoch` means go to the loggers only. The file is rewritten at every epoch end, so an
     interrupted run keeps its curves.
     """
 
@@ -27,7 +27,7 @@ class MetricHistory(pl.Callback):
         values = {
             name: float(value)
             for name, value in trainer.callback_metrics.items()
-            if name.startswith(prefix) and value.numel() == 1
+            if name.startswith(prefix) and not name.endswith("_epoch") and value.numel() == 1
         }
         if values:
             self.rows.append(

@@ -63,7 +63,8 @@ class MNISTDataModule(pl.LightningDataModule):
         )
 
     def prepare_data(self) -> None:
-        self.load_raw()
+        if not self.cache_path.exists():  # `setup` verifies it (and rebuilds it if corrupt)
+            self.load_raw()
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

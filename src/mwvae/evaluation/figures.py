@@ -26,28 +26,46 @@ def _curve(rows: list[dict[str, float]], key: str) -> tuple[list[float], list[fl
     return [p[0] for p in points], [p[1] for p in points]
 
 
+def _term_order(term: str) -> tuple[int, str]:
+    for rank, prefix in enumerate(("loss", "elbo", "w2", "acc/", "recon/", "kl/")):
+        if term.startswith(prefix):
+            return rank, term
+    return 99, term
+
+
+def _moving_average(values: list[float], window: int = 10) -> list[float]:
+    return [
+        sum(values[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1))
+        for i in range(len(values))
+    ]
+
+
 def plot_training_curves(history_path: Path, out_path: Path) -> Path:
-    """One panel per term (loss, ELBO, each reconstruction, each KL, W2):
-    training values at the logging steps, validation means per epoch."""
+    """One panel per term (loss, ELBO, W2, accuracies, each reconstruction and
+    KL term), as in the paper's Figs. 8, 10 and 12: training values at the
+    logging steps (thin) with their moving average, validation means per epoch."""
     rows = read_history(history_path)
     terms = sorted(
         {k.split("/", 1)[1] for row in rows for k in row if k.startswith(("train/", "val/"))}
         - {"beta"},
-        key=lambda t: (not t.startswith("loss"), not t.startswith("elbo"), t),
+        key=_term_order,
     )
     cols = min(4, len(terms))
     grid_rows = math.ceil(len(terms) / cols)
     fig, axes = plt.subplots(grid_rows, cols, figsize=(4 * cols, 3 * grid_rows), squeeze=False)
     for ax, term in zip(axes.flat, terms, strict=False):
-        for stage, style in (("train", "-"), ("val", "o-")):
-            steps, values = _curve(rows, f"{stage}/{term}")
-            if steps:
-                ax.plot(steps, values, style, label=stage, markersize=3, linewidth=1)
+        steps, values = _curve(rows, f"train/{term}")
+        if steps:
+            (line,) = ax.plot(steps, values, linewidth=0.6, alpha=0.35)
+            ax.plot(steps, _moving_average(values), color=line.get_color(), label="train")
+        steps, values = _curve(rows, f"val/{term}")
+        if steps:
+            ax.plot(steps, values, "o-", markersize=3, linewidth=1, label="val (epoch)")
         ax.set_title(term)
         ax.set_xlabel("step")
         ax.legend(fontsize=8)
-        if term.startswith(("w2", "kl")) or term.startswith("recon"):
-            ax.set_yscale("symlog", linthresh=1e-2)
+        if term.startswith(("recon/", "kl/", "w2")):
+            ax.set_yscale("log")
     for ax in list(axes.flat)[len(terms) :]:
         ax.axis("off")
     fig.tight_layout()
