@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.linalg import sqrtm
+from scipy.optimize import minimize
 from torch.distributions import Independent, Normal, kl_divergence
 
 from mwvae.gaussians import (
@@ -9,8 +10,11 @@ from mwvae.gaussians import (
     barycenter,
     kl_to_standard_normal,
     mean_pairwise_w2_squared,
+    product_of_experts,
     w2_squared,
+    w2_to_barycenter,
 )
+from mwvae.gaussians import kl_divergence as gaussian_kl
 
 
 def random_gaussian(generator, batch=5, dim=4) -> DiagGaussian:
@@ -97,3 +101,60 @@ def test_barycenter_of_one_posterior_is_itself():
     generator = torch.Generator().manual_seed(5)
     q = random_gaussian(generator)
     assert barycenter([q]) is q
+
+
+def test_product_of_experts_matches_numerical_product_of_densities():
+    generator = torch.Generator().manual_seed(6)
+    experts = [random_gaussian(generator, batch=1, dim=2) for _ in range(3)]
+    product = product_of_experts(experts, prior_expert=True)
+    grid = np.linspace(-12, 12, 200_001)
+    for d in range(2):
+        log_density = -0.5 * grid**2  # the prior expert
+        for q in experts:
+            mu, var = q.mu[0, d].item(), q.logvar[0, d].exp().item()
+            log_density = log_density - 0.5 * (grid - mu) ** 2 / var
+        weights = np.exp(log_density - log_density.max())
+        weights /= weights.sum()
+        mean = (weights * grid).sum()
+        var = (weights * (grid - mean) ** 2).sum()
+        assert product.mu[0, d].item() == pytest.approx(mean, abs=1e-6)
+        assert product.logvar[0, d].exp().item() == pytest.approx(var, rel=1e-5)
+
+
+def test_barycenter_matches_numerical_minimisation_of_summed_w2():
+    generator = torch.Generator().manual_seed(7)
+    dim = 2
+    qs = [random_gaussian(generator, batch=1, dim=dim) for _ in range(3)]
+    covs = [np.diag(q.logvar[0].exp().numpy()) for q in qs]
+
+    def summed_w2(params: np.ndarray) -> float:
+        mu, log_sigma = params[:dim], params[dim:]
+        cov = np.diag(np.exp(2 * log_sigma))
+        return sum(
+            w2_squared_general(mu, cov, q.mu[0].numpy(), c) for q, c in zip(qs, covs, strict=True)
+        )
+
+    found = minimize(
+        summed_w2,
+        np.zeros(2 * dim),
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000},
+    ).x
+    center = barycenter(qs)
+    np.testing.assert_allclose(center.mu[0].numpy(), found[:dim], atol=1e-4)
+    np.testing.assert_allclose(center.std[0].numpy(), np.exp(found[dim:]), atol=1e-4)
+
+
+def test_barycenter_alignment_is_half_the_pairwise_w2_for_two():
+    generator = torch.Generator().manual_seed(8)
+    p, q = random_gaussian(generator), random_gaussian(generator)
+    torch.testing.assert_close(w2_to_barycenter([p, q]), w2_squared(p, q) / 2)
+
+
+def test_kl_between_gaussians_matches_torch_distributions():
+    generator = torch.Generator().manual_seed(9)
+    p, q = random_gaussian(generator), random_gaussian(generator)
+    expected = kl_divergence(
+        Independent(Normal(q.mu, q.std), 1), Independent(Normal(p.mu, p.std), 1)
+    )
+    torch.testing.assert_close(gaussian_kl(q, p), expected)

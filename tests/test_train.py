@@ -40,11 +40,17 @@ def run_cli(*overrides, run_dir: Path, env=None) -> subprocess.CompletedProcess:
     )
 
 
-def test_fast_dev_run_through_composed_configs(tmp_path):
-    for model in ("mw_vae", "m_vae"):
-        metrics, objects = train(config(tmp_path / model, f"model={model}", "debug=fast"))
-        assert objects["trainer"].state.finished
-        assert torch.isfinite(torch.tensor(metrics["test/loss"]))
+MODELS = ["vae", "m_vae_joint", "m_vae", "mw_vae", "mvae_poe", "fmw_vae", "jmvae", "mmvae", "mopoe"]
+
+
+@pytest.mark.parametrize("data", ["mnist", "mnist3"])
+@pytest.mark.parametrize("model", MODELS)
+def test_fast_dev_run_of_every_model_through_composed_configs(tmp_path, model, data):
+    metrics, objects = train(config(tmp_path, f"model={model}", f"data={data}", "debug=fast"))
+    assert objects["trainer"].state.finished
+    assert torch.isfinite(torch.tensor(metrics["test/loss"]))
+    if model not in ("vae", "m_vae_joint"):
+        assert "test/acc/image_to_label" in metrics
 
 
 def test_seed_is_honoured_zero_included(tmp_path):

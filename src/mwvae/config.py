@@ -34,6 +34,37 @@ class ModelConfig:
 
 
 @dataclass
+class VAEConfig(ModelConfig):
+    modality: str = "image"
+
+
+@dataclass
+class JointEncoderConfig(ModelConfig):
+    feature_dim: int = 256
+    joint_hidden_dims: list[int] = field(default_factory=lambda: [512])
+
+
+@dataclass
+class JMVAEConfig(JointEncoderConfig):
+    alpha: float = 0.1
+
+
+@dataclass
+class PoEConfig(ModelConfig):
+    subsample: bool = True
+    num_random_subsets: int = 1
+
+
+@dataclass
+class FMWVAEConfig(ModelConfig):
+    private_dim: int = 10
+    style: str = "class_mean"
+    style_modality: str = "label"
+    decorrelation: str = "none"
+    decorrelation_weight: float = 0.0
+
+
+@dataclass
 class ModalityConfig:
     encoder: Any = MISSING
     decoder: Any = MISSING
@@ -101,6 +132,11 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(group="schema", name="model", node=ModelConfig)
+    store.store(group="schema", name="vae", node=VAEConfig)
+    store.store(group="schema", name="joint_model", node=JointEncoderConfig)
+    store.store(group="schema", name="jmvae", node=JMVAEConfig)
+    store.store(group="schema", name="poe", node=PoEConfig)
+    store.store(group="schema", name="fmw_vae", node=FMWVAEConfig)
     store.store(group="schema", name="data", node=DataConfig)
     store.store(group="schema", name="mnist", node=MNISTConfig)
     store.store(group="schema", name="latent", node=LatentConfig)

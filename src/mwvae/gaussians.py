@@ -58,6 +58,26 @@ def kl_to_standard_normal(q: DiagGaussian) -> Tensor:
     return 0.5 * (q.mu.square() + q.logvar.exp() - 1.0 - q.logvar).sum(-1)
 
 
+def kl_divergence(q: DiagGaussian, p: DiagGaussian) -> Tensor:
+    """KL(q || p) between diagonal Gaussians, per example."""
+    return 0.5 * (
+        p.logvar - q.logvar + (q.logvar.exp() + (q.mu - p.mu).square()) * (-p.logvar).exp() - 1.0
+    ).sum(-1)
+
+
+def product_of_experts(experts: list[DiagGaussian], prior_expert: bool = True) -> DiagGaussian:
+    """The (renormalised) product of Gaussian experts: precisions add and the
+    mean is the precision-weighted mean. With `prior_expert`, N(0, I) is one
+    of the experts (Wu & Goodman 2018), so the product is never wider than
+    the prior."""
+    precisions = [(-q.logvar).exp() for q in experts]
+    precision = sum(precisions)
+    weighted_mu = sum(p * q.mu for p, q in zip(precisions, experts, strict=True))
+    if prior_expert:
+        precision = precision + 1.0
+    return DiagGaussian(weighted_mu / precision, -precision.log())
+
+
 def w2_squared(p: DiagGaussian, q: DiagGaussian) -> Tensor:
     """Squared 2-Wasserstein distance between diagonal Gaussians, per example.
 
@@ -78,6 +98,14 @@ def barycenter(posteriors: list[DiagGaussian]) -> DiagGaussian:
     return DiagGaussian.from_mean_std(mu, std)
 
 
+def w2_to_barycenter(posteriors: list[DiagGaussian]) -> Tensor:
+    """sum_m W2^2(q_m, q_bar), per example: the barycenter alignment of the
+    paper's Sec. 6.1, linear in the number of posteriors M. For M = 2 it is
+    half of W2^2(q_1, q_2)."""
+    center = barycenter(posteriors)
+    return sum(w2_squared(q, center) for q in posteriors)
+
+
 def mean_pairwise_w2_squared(posteriors: list[DiagGaussian]) -> Tensor:
     """Mean of W2^2 over all pairs of posteriors, per example, in O(M).
 
@@ -89,6 +117,4 @@ def mean_pairwise_w2_squared(posteriors: list[DiagGaussian]) -> Tensor:
     m = len(posteriors)
     if m < 2:
         raise ValueError("alignment needs at least two posteriors")
-    center = barycenter(posteriors)
-    spread = sum(w2_squared(q, center) for q in posteriors)
-    return 2.0 / (m - 1) * spread
+    return 2.0 / (m - 1) * w2_to_barycenter(posteriors)

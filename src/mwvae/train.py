@@ -128,6 +128,8 @@ def draw_figures(model, datamodule, trainer: pl.Trainer, output_dir: Path) -> li
     batch = {m: x[:32].to(model.device) for m, x in batch.items()}
     if {"image", "label"} <= set(model.modality_names):
         for setting, observed in observation_settings(model.modality_names).items():
+            if not model.can_infer_from(observed):
+                continue
             title = f"{type(model).__name__}, observed: {' + '.join(observed)}"
             out = figures_dir / f"reconstructions_{setting}.png"
             paths.append(plot_reconstructions(model, batch, observed, out, title))

@@ -4,45 +4,12 @@ import torch
 from mwvae.gaussians import barycenter, kl_to_standard_normal, w2_squared
 from mwvae.models import MWVAE
 
-LATENT = 6
-MODALITIES = {
-    "image": {
-        "encoder": {
-            "_target_": "mwvae.nets.MLPEncoder",
-            "input_shape": [1, 4, 4],
-            "hidden_dims": [16],
-        },
-        "decoder": {
-            "_target_": "mwvae.nets.MLPDecoder",
-            "hidden_dims": [16],
-            "output_shape": [1, 4, 4],
-        },
-        "likelihood": "bernoulli",
-    },
-    "label": {
-        "encoder": {
-            "_target_": "mwvae.nets.CategoricalEncoder",
-            "num_classes": 3,
-            "hidden_dims": [8],
-        },
-        "decoder": {"_target_": "mwvae.nets.MLPDecoder", "hidden_dims": [8], "output_shape": [3]},
-        "likelihood": "categorical",
-        "weight": 2.0,
-    },
-}
+from .tiny import make_batch
+from .tiny import make_model as make_any_model
 
 
 def make_model(**kwargs) -> MWVAE:
-    torch.manual_seed(0)
-    return MWVAE(modalities=MODALITIES, latent_dim=LATENT, **kwargs)
-
-
-def make_batch(n=5):
-    generator = torch.Generator().manual_seed(1)
-    return {
-        "image": torch.rand(n, 1, 4, 4, generator=generator).round(),
-        "label": torch.randint(0, 3, (n,), generator=generator),
-    }
+    return make_any_model(MWVAE, **kwargs)
 
 
 def test_posterior_of_one_modality_is_its_encoder_and_of_both_the_barycenter():

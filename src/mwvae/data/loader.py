@@ -63,8 +63,43 @@ class InMemoryLoader:
         order = self.sampler.indices()
         for i in range(len(self)):
             start, stop = i * self.batch_size, min((i + 1) * self.batch_size, self.size)
-            if order is None:
-                yield {m: t[start:stop] for m, t in self.tensors.items()}
-            else:
-                index = order[start:stop]
-                yield {m: t[index] for m, t in self.tensors.items()}
+            yield self.gather(slice(start, stop) if order is None else order[start:stop])
+
+    def gather(self, index: slice | Tensor) -> dict[str, Tensor]:
+        """One batch: the same rows of every tensor."""
+        return {m: t[index] for m, t in self.tensors.items()}
+
+
+def partners_within_class(classes: Tensor, generator: torch.Generator) -> Tensor:
+    """For each example, the index of another example of the same class: a
+    random cycle through each class, so nobody is paired with itself (in a
+    class of two or more)."""
+    partners = torch.empty_like(classes)
+    for c in classes.unique():
+        members = (classes == c).nonzero().squeeze(1)
+        cycle = members[torch.randperm(len(members), generator=generator)]
+        partners[cycle] = cycle.roll(1)
+    return partners
+
+
+class ClassPairedLoader(InMemoryLoader):
+    """Adds a modality `pair_name`: the `source` of another example of the
+    same class, re-drawn each epoch from (seed, epoch)."""
+
+    def __init__(
+        self, tensors, batch_size, *, source: str, pair_name: str, class_key: str, **kwargs
+    ):
+        super().__init__(tensors, batch_size, **kwargs)
+        self.source, self.pair_name, self.class_key = source, pair_name, class_key
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        generator = torch.Generator().manual_seed(
+            self.sampler.seed * 1_000_003 + self.sampler.epoch + 7
+        )
+        self.partners = partners_within_class(self.tensors[self.class_key], generator)
+        return super().__iter__()
+
+    def gather(self, index: slice | Tensor) -> dict[str, Tensor]:
+        batch = super().gather(index)
+        batch[self.pair_name] = self.tensors[self.source][self.partners[index]]
+        return batch

@@ -9,10 +9,8 @@ import pytorch_lightning as pl
 import torch
 
 from mwvae.data.cache import cached_tensors
-from mwvae.data.loader import InMemoryLoader
+from mwvae.data.loader import ClassPairedLoader, InMemoryLoader
 from mwvae.data.mnist_source import READERS, SPLITS
-
-MODALITIES = ("image", "label")
 
 
 class MNISTDataModule(pl.LightningDataModule):
@@ -28,6 +26,8 @@ class MNISTDataModule(pl.LightningDataModule):
         subset: optional number of examples per split, e.g. {train: 1000}.
     """
 
+    MODALITIES = ("image", "label")
+
     def __init__(
         self,
         data_dir: str,
@@ -42,9 +42,12 @@ class MNISTDataModule(pl.LightningDataModule):
         super().__init__()
         if source not in READERS:
             raise ValueError(f"data.source={source!r}; choose one of {sorted(READERS)}")
-        unknown = set(modalities or ()) - set(MODALITIES)
+        unknown = set(modalities or ()) - set(self.MODALITIES)
         if unknown:
-            raise ValueError(f"MNIST has no modality {sorted(unknown)}; it has {list(MODALITIES)}")
+            raise ValueError(
+                f"{type(self).__name__} has no modality {sorted(unknown)}; "
+                f"it has {list(self.MODALITIES)}"
+            )
         self.data_dir = Path(data_dir)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.source, self.binarize = source, binarize
@@ -77,11 +80,35 @@ class MNISTDataModule(pl.LightningDataModule):
                 images = (images > 0.5).float()
             self.splits[split] = {"image": images, "label": raw[f"{split}_labels"][:n].clone()}
 
+    def loader(self, split: str, batch_size: int, shuffle: bool) -> InMemoryLoader:
+        return InMemoryLoader(self.splits[split], batch_size, shuffle=shuffle, seed=self.seed)
+
     def train_dataloader(self) -> InMemoryLoader:
-        return InMemoryLoader(self.splits["train"], self.batch_size, shuffle=True, seed=self.seed)
+        return self.loader("train", self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> InMemoryLoader:
-        return InMemoryLoader(self.splits["val"], self.eval_batch_size)
+        return self.loader("val", self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> InMemoryLoader:
-        return InMemoryLoader(self.splits["test"], self.eval_batch_size)
+        return self.loader("test", self.eval_batch_size, shuffle=False)
+
+
+class MNIST3DataModule(MNISTDataModule):
+    """Three modalities: `image`, `label`, and `image2`, another image of the
+    same digit (another example of the class: MNIST does not record writers,
+    so a different example stands in for a different writer). Training pairs
+    are re-drawn each epoch from (seed, epoch); validation and test pairs are
+    fixed by the seed."""
+
+    MODALITIES = ("image", "label", "image2")
+
+    def loader(self, split: str, batch_size: int, shuffle: bool) -> ClassPairedLoader:
+        return ClassPairedLoader(
+            self.splits[split],
+            batch_size,
+            source="image",
+            pair_name="image2",
+            class_key="label",
+            shuffle=shuffle,
+            seed=self.seed,
+        )

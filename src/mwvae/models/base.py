@@ -13,7 +13,8 @@ decoders -> per-modality likelihoods -> named loss terms -> logged metrics.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,10 @@ from mwvae.likelihoods import Categorical, make_likelihood
 Batch = Mapping[str, Tensor]
 
 
+class UnsupportedSubsetError(ValueError):
+    """The model has no posterior for this subset of modalities."""
+
+
 @dataclass
 class LossTerms:
     """The named terms of one step's objective, each averaged over the batch."""
@@ -41,9 +46,10 @@ class LossTerms:
     recon: dict[str, Tensor] = field(default_factory=dict)
     kl: dict[str, Tensor] = field(default_factory=dict)
     w2: Tensor | None = None
+    extra: dict[str, Tensor] = field(default_factory=dict)  # model-specific terms
 
     def as_metrics(self) -> dict[str, Tensor]:
-        """Slash-named metrics: `loss`, `recon/<m>`, `kl/<m>`, `elbo`, `w2`."""
+        """Slash-named metrics: `loss`, `recon/<m>`, `kl/<m>`, `elbo`, `w2`, extras."""
         metrics = {"loss": self.loss}
         metrics.update({f"recon/{m}": v for m, v in self.recon.items()})
         metrics.update({f"kl/{m}": v for m, v in self.kl.items()})
@@ -51,6 +57,7 @@ class LossTerms:
         metrics["elbo"] = sum(self.recon.values()) + sum(self.kl.values())
         if self.w2 is not None:
             metrics["w2"] = self.w2
+        metrics.update(self.extra)
         return metrics
 
 
@@ -74,6 +81,11 @@ class RunningMeans:
         if self.sums is None:
             return {}
         return dict(zip(self.names, self.sums / self.count, strict=True))
+
+
+def nonempty_subsets(names: list[str]) -> list[tuple[str, ...]]:
+    """Every non-empty subset of `names`, smallest first."""
+    return [s for size in range(1, len(names) + 1) for s in itertools.combinations(names, size)]
 
 
 class MultimodalVAE(pl.LightningModule):
@@ -103,15 +115,10 @@ class MultimodalVAE(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.modality_names = list(modalities)
-        self.encoders = nn.ModuleDict(
-            {
-                m: instantiate(spec["encoder"], latent_dim=latent_dim)
-                for m, spec in modalities.items()
-            }
-        )
+        self.encoders = self.build_encoders(modalities)
         self.decoders = nn.ModuleDict(
             {
-                m: instantiate(spec["decoder"], latent_dim=latent_dim)
+                m: instantiate(spec["decoder"], latent_dim=self.code_dim)
                 for m, spec in modalities.items()
             }
         )
@@ -121,14 +128,43 @@ class MultimodalVAE(pl.LightningModule):
         self.recon_weights = {m: float(spec.get("weight", 1.0)) for m, spec in modalities.items()}
         self._epoch_means = RunningMeans()
 
+    @property
+    def code_dim(self) -> int:
+        """Size of what encoders output and decoders read (the latent code)."""
+        return self.hparams.latent_dim
+
+    def build_encoders(self, modalities: dict[str, dict[str, Any]]) -> nn.ModuleDict:
+        """One encoder q(z | x_m) per modality."""
+        return nn.ModuleDict(
+            {
+                m: instantiate(spec["encoder"], latent_dim=self.code_dim)
+                for m, spec in modalities.items()
+            }
+        )
+
     # ------------------------------------------------------------------ inference
-    def encode(self, observed: Batch) -> dict[str, DiagGaussian]:
-        """The unimodal posterior q(z | x_m) of each observed modality."""
+    def check_observed(self, observed: Batch) -> None:
+        """Fail clearly on an empty or unknown set of observed modalities, or
+        one this model cannot infer from."""
         unknown = set(observed) - set(self.modality_names)
         if unknown:
             raise KeyError(
                 f"unknown modalities {sorted(unknown)}; this model has {self.modality_names}"
             )
+        if not observed:
+            raise ValueError("observe at least one modality")
+        if not self.can_infer_from(observed):
+            raise UnsupportedSubsetError(
+                f"{type(self).__name__} cannot infer from {sorted(observed)} alone; "
+                f"observe all of {self.modality_names}"
+            )
+
+    def can_infer_from(self, observed: Iterable[str]) -> bool:
+        """Whether `posterior` is defined for this subset of modalities."""
+        return True
+
+    def encode(self, observed: Batch) -> dict[str, DiagGaussian]:
+        """The unimodal posterior q(z | x_m) of each observed modality."""
         return {m: self.encoders[m](x) for m, x in observed.items()}
 
     def fuse(self, posteriors: dict[str, DiagGaussian]) -> DiagGaussian:
@@ -137,8 +173,7 @@ class MultimodalVAE(pl.LightningModule):
 
     def posterior(self, observed: Batch) -> DiagGaussian:
         """The Gaussian posterior for the observed subset of modalities."""
-        if not observed:
-            raise ValueError("observe at least one modality")
+        self.check_observed(observed)
         return self.fuse(self.encode(observed))
 
     def decode(self, z: Tensor) -> dict[str, Tensor]:
@@ -184,7 +219,7 @@ class MultimodalVAE(pl.LightningModule):
 
     def objective(self, batch: Batch) -> LossTerms:
         """The loss of one batch: the model's ELBO terms plus lambda * W2^2."""
-        batch = {m: x for m, x in batch.items() if m in self.encoders}
+        batch = {m: x for m, x in batch.items() if m in self.decoders}
         posteriors = self.encode(batch)
         terms = self.elbo_terms(batch, posteriors)
         if len(posteriors) >= 2:
@@ -196,19 +231,20 @@ class MultimodalVAE(pl.LightningModule):
     # ------------------------------------------------------------------ metrics
     @torch.no_grad()
     def cross_modal_accuracy(self, batch: Batch) -> dict[str, Tensor]:
-        """`acc/<source>_to_<target>`: the class decoded from the source's
-        posterior mean against the true class, for every categorical target."""
-        posteriors = self.encode({m: x for m, x in batch.items() if m in self.encoders})
+        """`acc/<source>_to_<target>`: the class of `reconstruct({source})`
+        against the true class, for every categorical target and every other
+        modality the model can infer from."""
         accuracies = {}
         for target, likelihood in self.likelihoods.items():
             if not isinstance(likelihood, Categorical) or target not in batch:
                 continue
-            for source, q in posteriors.items():
-                if source != target:
-                    predicted = self.decoders[target](q.mu).argmax(-1)
-                    accuracies[f"acc/{source}_to_{target}"] = (
-                        (predicted == batch[target]).float().mean()
-                    )
+            for source in self.modality_names:
+                if source == target or source not in batch or not self.can_infer_from([source]):
+                    continue
+                predicted = self.reconstruct({source: batch[source]})[target].argmax(-1)
+                accuracies[f"acc/{source}_to_{target}"] = (
+                    (predicted == batch[target]).float().mean()
+                )
         return accuracies
 
     # ------------------------------------------------------------------ Lightning

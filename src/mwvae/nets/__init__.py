@@ -1,5 +1,6 @@
 """Encoders (input -> diagonal Gaussian) and decoders (latent -> likelihood parameters)."""
 
+from mwvae.nets.joint import JointEncoder
 from mwvae.nets.mlp import CategoricalEncoder, MLPDecoder, MLPEncoder
 
-__all__ = ["CategoricalEncoder", "MLPDecoder", "MLPEncoder"]
+__all__ = ["CategoricalEncoder", "JointEncoder", "MLPDecoder", "MLPEncoder"]

@@ -1,0 +1,178 @@
+"""FMW-VAE (Sec. 4.4, Fig. 15): shared and private latents, W2 on the shared part only.
+
+Each encoder outputs a code [c_m, s_m]: `latent_dim` shared dimensions and
+`private_dim` private ones. Decoder m reads [c, s_m]; the KL terms cover
+both parts; the alignment covers only the shared parts, so a modality keeps
+what the others do not carry (handwriting style for images).
+
+`posterior` is the shared posterior (the W2 barycenter of the observed shared
+parts). `reconstruct` decodes modality m from the shared code and the private
+code of m: its own when m is observed, otherwise the prior's (`style: prior`)
+or, as in the paper, the mean private code of the example's class in the
+training set (`style: class_mean`; the class is the observed
+`style_modality`, or the one decoded from the shared code when it is not
+observed). Class means are accumulated over each training epoch and saved
+with the model.
+
+`decorrelation` (Sec. 6.2) penalises dependence between c_m and s_m:
+`cross_cov` the squared Frobenius norm of their batch cross-covariance,
+`mmd` the MMD between samples of q(c, s) and of q(c) q(s) (private parts
+shuffled across the batch), Gaussian kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mwvae.gaussians import DiagGaussian, barycenter, mean_pairwise_w2_squared
+from mwvae.models.base import Batch, LossTerms
+from mwvae.models.mw_vae import MWVAE
+
+STYLES = ("prior", "class_mean")
+DECORRELATIONS = ("none", "cross_cov", "mmd")
+
+
+def split(q: DiagGaussian, shared_dim: int) -> tuple[DiagGaussian, DiagGaussian]:
+    """The shared and the private part of a code's posterior."""
+    return (
+        DiagGaussian(q.mu[..., :shared_dim], q.logvar[..., :shared_dim]),
+        DiagGaussian(q.mu[..., shared_dim:], q.logvar[..., shared_dim:]),
+    )
+
+
+def cross_covariance_penalty(c: Tensor, s: Tensor) -> Tensor:
+    """||Cov(c, s)||_F^2 over the batch."""
+    c, s = c - c.mean(0), s - s.mean(0)
+    return (c.T @ s / max(1, len(c) - 1)).square().sum()
+
+
+def mmd_penalty(c: Tensor, s: Tensor) -> Tensor:
+    """MMD^2 between [c, s] and [c, s shuffled], Gaussian kernel of width sqrt(dim)."""
+    joint = torch.cat([c, s], -1)
+    independent = torch.cat([c, s[torch.randperm(len(s), device=s.device)]], -1)
+
+    def kernel(a: Tensor, b: Tensor) -> Tensor:
+        return torch.exp(-torch.cdist(a, b).square() / a.shape[-1]).mean()
+
+    return kernel(joint, joint) + kernel(independent, independent) - 2 * kernel(joint, independent)
+
+
+class FMWVAE(MWVAE):
+    def __init__(
+        self,
+        modalities: dict[str, dict[str, Any]],
+        latent_dim: int,
+        private_dim: int = 10,
+        style: str = "class_mean",
+        style_modality: str = "label",
+        decorrelation: str = "none",
+        decorrelation_weight: float = 0.0,
+        **kwargs,
+    ):
+        if style not in STYLES:
+            raise ValueError(f"model.style={style!r}; choose one of {list(STYLES)}")
+        if decorrelation not in DECORRELATIONS:
+            raise ValueError(
+                f"model.decorrelation={decorrelation!r}; choose one of {list(DECORRELATIONS)}"
+            )
+        if style == "class_mean" and style_modality not in modalities:
+            raise ValueError(
+                f"style=class_mean needs the class modality {style_modality!r}; the data has "
+                f"{list(modalities)} (use model.style=prior)"
+            )
+        super().__init__(modalities, latent_dim, **kwargs)
+        num_classes = (
+            modalities[style_modality]["decoder"]["output_shape"][-1]
+            if style == "class_mean"
+            else 1
+        )
+        self.register_buffer(
+            "style_sums", torch.zeros(len(self.modality_names), num_classes, private_dim)
+        )
+        self.register_buffer("style_counts", torch.zeros(num_classes))
+
+    @property
+    def code_dim(self) -> int:
+        return self.hparams.latent_dim + self.hparams.private_dim
+
+    def split(self, q: DiagGaussian) -> tuple[DiagGaussian, DiagGaussian]:
+        return split(q, self.hparams.latent_dim)
+
+    def fuse(self, posteriors: dict[str, DiagGaussian]) -> DiagGaussian:
+        """The barycenter of the observed shared parts."""
+        return barycenter([self.split(q)[0] for q in posteriors.values()])
+
+    def alignment(self, posteriors: dict[str, DiagGaussian]) -> Tensor:
+        return mean_pairwise_w2_squared([self.split(q)[0] for q in posteriors.values()]).mean()
+
+    def elbo_terms(self, batch: Batch, posteriors: dict[str, DiagGaussian]) -> LossTerms:
+        terms = super().elbo_terms(batch, posteriors)
+        if self.hparams.decorrelation != "none":
+            penalty_fn = (
+                cross_covariance_penalty
+                if self.hparams.decorrelation == "cross_cov"
+                else mmd_penalty
+            )
+            penalty = 0.0
+            for q in posteriors.values():
+                shared, private = self.split(q)
+                if self.hparams.decorrelation == "cross_cov":
+                    penalty = penalty + penalty_fn(shared.mu, private.mu)
+                else:
+                    penalty = penalty + penalty_fn(shared.rsample(), private.rsample())
+            terms.loss = terms.loss + self.hparams.decorrelation_weight * penalty
+            terms.extra["decorrelation"] = penalty
+        if self.training and self.hparams.style == "class_mean":
+            self.accumulate_styles(batch, posteriors)
+        return terms
+
+    # ------------------------------------------------------------------ styles
+    @torch.no_grad()
+    def accumulate_styles(self, batch: Batch, posteriors: dict[str, DiagGaussian]) -> None:
+        classes = batch[self.hparams.style_modality]
+        self.style_counts.index_add_(
+            0, classes, torch.ones_like(classes, dtype=self.style_counts.dtype)
+        )
+        for i, m in enumerate(self.modality_names):
+            if m in posteriors:
+                self.style_sums[i].index_add_(0, classes, self.split(posteriors[m])[1].mu)
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self.style_sums.zero_()
+        self.style_counts.zero_()
+
+    def class_styles(self, m: str, classes: Tensor) -> Tensor:
+        """The mean private code of modality m for each class."""
+        i = self.modality_names.index(m)
+        means = self.style_sums[i] / self.style_counts.clamp(min=1).unsqueeze(-1)
+        return means[classes]
+
+    @torch.no_grad()
+    def reconstruct(self, observed: Batch, sample: bool = False) -> dict[str, Tensor]:
+        c = self.posterior(observed).sample_or_mean(sample)
+        codes = {
+            m: self.split(q)[1].sample_or_mean(sample) for m, q in self.encode(observed).items()
+        }
+        prior_style = torch.zeros(
+            *c.shape[:-1], self.hparams.private_dim, device=c.device, dtype=c.dtype
+        )
+        if sample:
+            prior_style = torch.randn_like(prior_style)
+        missing = [m for m in self.modality_names if m not in codes]
+        if missing and self.hparams.style == "class_mean":
+            key = self.hparams.style_modality
+            if key in observed:
+                classes = observed[key]
+            else:
+                logits = self.decoders[key](torch.cat([c, codes.get(key, prior_style)], -1))
+                classes = logits.argmax(-1)
+            codes.update({m: self.class_styles(m, classes) for m in missing})
+        out = {}
+        for m in self.modality_names:
+            logits = self.decoders[m](torch.cat([c, codes.get(m, prior_style)], -1))
+            out[m] = self.likelihoods[m].mean(logits)
+        return out

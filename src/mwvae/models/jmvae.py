@@ -1,0 +1,73 @@
+"""JMVAE-kl (Suzuki et al. 2016): a joint encoder, plus unimodal encoders
+trained to match it.
+
+loss = -E_{q(z|X)} sum_m log p(x_m | z) + beta * KL(q(z|X) || p(z))
+       + alpha * sum_m KL(q(z|X) || q(z|x_m)).
+All modalities are inferred by the joint encoder, a single one by its own
+encoder; a strict subset of two or more (three modalities and up) has no
+posterior and raises `UnsupportedSubsetError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from torch import nn
+
+from mwvae.gaussians import DiagGaussian, kl_divergence, kl_to_standard_normal
+from mwvae.models.base import Batch, LossTerms, MultimodalVAE
+from mwvae.nets.joint import JointEncoder
+
+JOINT = "joint"
+
+
+class JMVAE(MultimodalVAE):
+    def __init__(
+        self,
+        modalities: dict[str, dict[str, Any]],
+        latent_dim: int,
+        alpha: float = 0.1,
+        feature_dim: int = 256,
+        joint_hidden_dims: Sequence[int] = (512,),
+        **kwargs,
+    ):
+        if JOINT in modalities:
+            raise ValueError(f"JMVAE reserves the name {JOINT!r}; rename that modality")
+        super().__init__(modalities, latent_dim, **kwargs)
+
+    def build_encoders(self, modalities: dict[str, dict[str, Any]]) -> nn.ModuleDict:
+        encoders = super().build_encoders(modalities)
+        encoders[JOINT] = JointEncoder(
+            {m: spec["encoder"] for m, spec in modalities.items()},
+            self.hparams.feature_dim,
+            self.hparams.joint_hidden_dims,
+            self.code_dim,
+        )
+        return encoders
+
+    def can_infer_from(self, observed: Iterable[str]) -> bool:
+        observed = set(observed)
+        return len(observed) == 1 or observed == set(self.modality_names)
+
+    def posterior(self, observed: Batch) -> DiagGaussian:
+        self.check_observed(observed)
+        if len(observed) == 1:
+            ((m, x),) = observed.items()
+            return self.encoders[m](x)
+        return self.encoders[JOINT](observed)
+
+    def elbo_terms(self, batch: Batch, posteriors: dict[str, DiagGaussian]) -> LossTerms:
+        joint = self.encoders[JOINT](batch)
+        z = joint.rsample()
+        recon = {m: self.reconstruction_nll(batch, m, z) for m in batch}
+        kl = {JOINT: kl_to_standard_normal(joint).mean()}
+        to_unimodal = {
+            f"kl_joint_to/{m}": kl_divergence(joint, q).mean() for m, q in posteriors.items()
+        }
+        loss = (
+            sum(recon.values())
+            + self.beta_now * kl[JOINT]
+            + self.hparams.alpha * sum(to_unimodal.values())
+        )
+        return LossTerms(loss=loss, recon=recon, kl=kl, extra=to_unimodal)

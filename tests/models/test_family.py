@@ -1,0 +1,69 @@
+"""What every model promises: a posterior and a reconstruction for every
+subset it can infer from, a documented error otherwise, and a checkpoint
+that rebuilds it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mwvae import load_model
+from mwvae.models import (
+    FMWVAE,
+    JMVAE,
+    MMVAE,
+    MWVAE,
+    VAE,
+    JointMVAE,
+    MoPoE,
+    MVAEPoE,
+    UnsupportedSubsetError,
+)
+from mwvae.models.base import nonempty_subsets
+
+from .tiny import MODALITIES, MODALITIES3, make_batch, make_model
+
+MODELS = [VAE, JointMVAE, MWVAE, MVAEPoE, FMWVAE, JMVAE, MMVAE, MoPoE]
+
+
+def expected_to_infer(model_class, subset, all_names) -> bool:
+    if model_class is JointMVAE:
+        return set(subset) == set(all_names)
+    if model_class is JMVAE:
+        return len(subset) == 1 or set(subset) == set(all_names)
+    return True
+
+
+@pytest.mark.parametrize("modalities", [MODALITIES, MODALITIES3], ids=["mnist", "mnist3"])
+@pytest.mark.parametrize("model_class", MODELS, ids=lambda c: c.__name__)
+def test_reconstruct_every_subset_or_raise_the_documented_error(model_class, modalities):
+    model, batch = make_model(model_class, modalities).eval(), make_batch(modalities=modalities)
+    names = model.modality_names
+    for subset in nonempty_subsets(names):
+        observed = {m: batch[m] for m in subset}
+        if expected_to_infer(model_class, subset, names):
+            out = model.reconstruct(observed)
+            assert set(out) == set(names)
+            for m, value in out.items():
+                assert value.shape[0] == 5 and torch.isfinite(value).all(), m
+            assert model.posterior(observed).mu.shape == (5, model.hparams.latent_dim)
+        else:
+            with pytest.raises(UnsupportedSubsetError, match="cannot infer"):
+                model.reconstruct(observed)
+    if model_class is VAE:
+        with pytest.raises(KeyError, match="label"):
+            model.reconstruct({"label": batch["label"]})
+
+
+@pytest.mark.parametrize("model_class", MODELS, ids=lambda c: c.__name__)
+def test_checkpoint_rebuilds_the_model(model_class, tmp_path):
+    model, batch = make_model(model_class).eval(), make_batch()
+    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}
+    model.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "model.ckpt")
+    loaded = load_model(tmp_path / "model.ckpt")
+    assert type(loaded) is model_class
+    observed = {m: batch[m] for m in model.modality_names}
+    expected, actual = model.reconstruct(observed), loaded.reconstruct(observed)
+    for m in expected:
+        torch.testing.assert_close(actual[m], expected[m], rtol=0, atol=0)
