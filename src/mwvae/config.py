@@ -58,6 +58,7 @@ class PoEConfig(ModelConfig):
 @dataclass
 class FMWVAEConfig(ModelConfig):
     private_dim: int = 10
+    shared_only: list[str] = field(default_factory=lambda: ["label"])
     style: str = "class_mean"
     style_modality: str = "label"
     decorrelation: str = "none"

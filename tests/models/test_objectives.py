@@ -181,6 +181,7 @@ def test_fmw_vae_aligns_only_the_shared_part(decorrelation):
     torch.manual_seed(SEED)
     q = unimodal(model, batch)
     assert q["image"].base_dist.loc.shape[-1] == LATENT + private
+    assert q["label"].base_dist.loc.shape[-1] == LATENT  # labels are shared-only by default
     expected = sum(nll(model, m, sample(q[m]), batch) + kl_prior(q[m]) for m in q)
 
     def shared(d):

@@ -118,7 +118,7 @@ class MultimodalVAE(pl.LightningModule):
         self.encoders = self.build_encoders(modalities)
         self.decoders = nn.ModuleDict(
             {
-                m: instantiate(spec["decoder"], latent_dim=self.code_dim)
+                m: instantiate(spec["decoder"], latent_dim=self.code_dim(m))
                 for m, spec in modalities.items()
             }
         )
@@ -128,16 +128,15 @@ class MultimodalVAE(pl.LightningModule):
         self.recon_weights = {m: float(spec.get("weight", 1.0)) for m, spec in modalities.items()}
         self._epoch_means = RunningMeans()
 
-    @property
-    def code_dim(self) -> int:
-        """Size of what encoders output and decoders read (the latent code)."""
+    def code_dim(self, modality: str) -> int:
+        """Size of the code that modality's encoder outputs and decoder reads."""
         return self.hparams.latent_dim
 
     def build_encoders(self, modalities: dict[str, dict[str, Any]]) -> nn.ModuleDict:
         """One encoder q(z | x_m) per modality."""
         return nn.ModuleDict(
             {
-                m: instantiate(spec["encoder"], latent_dim=self.code_dim)
+                m: instantiate(spec["encoder"], latent_dim=self.code_dim(m))
                 for m, spec in modalities.items()
             }
         )

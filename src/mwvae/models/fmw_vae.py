@@ -1,9 +1,12 @@
 """FMW-VAE (Sec. 4.4, Fig. 15): shared and private latents, W2 on the shared part only.
 
 Each encoder outputs a code [c_m, s_m]: `latent_dim` shared dimensions and
-`private_dim` private ones. Decoder m reads [c, s_m]; the KL terms cover
-both parts; the alignment covers only the shared parts, so a modality keeps
-what the others do not carry (handwriting style for images).
+`private_dim` private ones, none for the modalities in `shared_only` (by
+default the label, which has no style: given a private code it encoded the
+class there, and the shared codes fell to the prior with nothing to align).
+Decoder m reads [c, s_m]; the KL terms cover both parts; the alignment
+covers only the shared parts, so a modality keeps what the others do not
+carry (handwriting style for images).
 
 `posterior` is the shared posterior (the W2 barycenter of the observed shared
 parts). `reconstruct` decodes modality m from the shared code and the private
@@ -22,6 +25,7 @@ shuffled across the batch), Gaussian kernel.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -66,6 +70,7 @@ class FMWVAE(MWVAE):
         modalities: dict[str, dict[str, Any]],
         latent_dim: int,
         private_dim: int = 10,
+        shared_only: Sequence[str] = ("label",),
         style: str = "class_mean",
         style_modality: str = "label",
         decorrelation: str = "none",
@@ -89,14 +94,15 @@ class FMWVAE(MWVAE):
             if style == "class_mean"
             else 1
         )
-        self.register_buffer(
-            "style_sums", torch.zeros(len(self.modality_names), num_classes, private_dim)
-        )
+        for m in self.modality_names:
+            self.register_buffer(f"style_sums_{m}", torch.zeros(num_classes, self.private_dim(m)))
         self.register_buffer("style_counts", torch.zeros(num_classes))
 
-    @property
-    def code_dim(self) -> int:
-        return self.hparams.latent_dim + self.hparams.private_dim
+    def private_dim(self, modality: str) -> int:
+        return 0 if modality in self.hparams.shared_only else self.hparams.private_dim
+
+    def code_dim(self, modality: str) -> int:
+        return self.hparams.latent_dim + self.private_dim(modality)
 
     def split(self, q: DiagGaussian) -> tuple[DiagGaussian, DiagGaussian]:
         return split(q, self.hparams.latent_dim)
@@ -119,6 +125,8 @@ class FMWVAE(MWVAE):
             penalty = 0.0
             for q in posteriors.values():
                 shared, private = self.split(q)
+                if private.mu.shape[-1] == 0:
+                    continue
                 if self.hparams.decorrelation == "cross_cov":
                     penalty = penalty + penalty_fn(shared.mu, private.mu)
                 else:
@@ -136,19 +144,22 @@ class FMWVAE(MWVAE):
         self.style_counts.index_add_(
             0, classes, torch.ones_like(classes, dtype=self.style_counts.dtype)
         )
-        for i, m in enumerate(self.modality_names):
-            if m in posteriors:
-                self.style_sums[i].index_add_(0, classes, self.split(posteriors[m])[1].mu)
+        for m, q in posteriors.items():
+            self.style_sums(m).index_add_(0, classes, self.split(q)[1].mu)
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
-        self.style_sums.zero_()
+        for m in self.modality_names:
+            self.style_sums(m).zero_()
         self.style_counts.zero_()
+
+    def style_sums(self, m: str) -> Tensor:
+        """Per class, the sum of the private codes of modality m this epoch."""
+        return getattr(self, f"style_sums_{m}")
 
     def class_styles(self, m: str, classes: Tensor) -> Tensor:
         """The mean private code of modality m for each class."""
-        i = self.modality_names.index(m)
-        means = self.style_sums[i] / self.style_counts.clamp(min=1).unsqueeze(-1)
+        means = self.style_sums(m) / self.style_counts.clamp(min=1).unsqueeze(-1)
         return means[classes]
 
     @torch.no_grad()
@@ -157,22 +168,20 @@ class FMWVAE(MWVAE):
         codes = {
             m: self.split(q)[1].sample_or_mean(sample) for m, q in self.encode(observed).items()
         }
-        prior_style = torch.zeros(
-            *c.shape[:-1], self.hparams.private_dim, device=c.device, dtype=c.dtype
-        )
-        if sample:
-            prior_style = torch.randn_like(prior_style)
+        for m in self.modality_names:
+            if m not in codes and (self.hparams.style == "prior" or self.private_dim(m) == 0):
+                prior = c.new_zeros(*c.shape[:-1], self.private_dim(m))
+                codes[m] = torch.randn_like(prior) if sample else prior
         missing = [m for m in self.modality_names if m not in codes]
-        if missing and self.hparams.style == "class_mean":
+        if missing:  # style: class_mean
             key = self.hparams.style_modality
             if key in observed:
                 classes = observed[key]
             else:
-                logits = self.decoders[key](torch.cat([c, codes.get(key, prior_style)], -1))
-                classes = logits.argmax(-1)
+                own = codes.get(key, c.new_zeros(*c.shape[:-1], self.private_dim(key)))
+                classes = self.decoders[key](torch.cat([c, own], -1)).argmax(-1)
             codes.update({m: self.class_styles(m, classes) for m in missing})
-        out = {}
-        for m in self.modality_names:
-            logits = self.decoders[m](torch.cat([c, codes.get(m, prior_style)], -1))
-            out[m] = self.likelihoods[m].mean(logits)
-        return out
+        return {
+            m: self.likelihoods[m].mean(self.decoders[m](torch.cat([c, codes[m]], -1)))
+            for m in self.modality_names
+        }

@@ -38,11 +38,11 @@ class JMVAE(MultimodalVAE):
 
     def build_encoders(self, modalities: dict[str, dict[str, Any]]) -> nn.ModuleDict:
         encoders = super().build_encoders(modalities)
-        encoders[JOINT] = JointEncoder(
-            {m: spec["encoder"] for m, spec in modalities.items()},
+        encoders[JOINT] = JointEncoder.for_modalities(
+            modalities,
             self.hparams.feature_dim,
             self.hparams.joint_hidden_dims,
-            self.code_dim,
+            self.hparams.latent_dim,
         )
         return encoders
 

@@ -30,11 +30,11 @@ class JointMVAE(MultimodalVAE):
         super().__init__(modalities, latent_dim, **kwargs)
 
     def build_encoders(self, modalities: dict[str, dict[str, Any]]) -> nn.ModuleDict:
-        joint = JointEncoder(
-            {m: spec["encoder"] for m, spec in modalities.items()},
+        joint = JointEncoder.for_modalities(
+            modalities,
             self.hparams.feature_dim,
             self.hparams.joint_hidden_dims,
-            self.code_dim,
+            self.hparams.latent_dim,
         )
         return nn.ModuleDict({"joint": joint})
 

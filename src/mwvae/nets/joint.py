@@ -34,6 +34,22 @@ class JointEncoder(nn.Module):
         self.body = nn.Sequential(nn.ReLU(), mlp(sizes), nn.ReLU()) if hidden_dims else nn.ReLU()
         self.head = GaussianHead(sizes[-1], latent_dim)
 
+    @classmethod
+    def for_modalities(
+        cls,
+        modalities: dict[str, dict[str, Any]],
+        feature_dim: int,
+        hidden_dims: Sequence[int],
+        latent_dim: int,
+    ) -> JointEncoder:
+        """A joint encoder over the encoders of a data config's modalities."""
+        return cls(
+            {m: spec["encoder"] for m, spec in modalities.items()},
+            feature_dim,
+            hidden_dims,
+            latent_dim,
+        )
+
     def forward(self, observed: dict[str, Tensor]) -> DiagGaussian:
         features = torch.cat([net(observed[m]).mu for m, net in self.features.items()], dim=-1)
         return self.head(self.body(features))
