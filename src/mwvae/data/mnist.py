@@ -1,4 +1,4 @@
-"""MNIST as two modalities: `image` (1x28x28 in [0, 1]) and `label` (0-9)."""
+"""MNIST as `image` (1x28x28 in [0, 1]) and `label` (0-9); MNIST3 adds `image2`."""
 
 from __future__ import annotations
 
