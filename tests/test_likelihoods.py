@@ -27,3 +27,13 @@ def test_categorical_nll_and_probabilities():
 def test_unknown_likelihood_lists_the_choices():
     with pytest.raises(ValueError, match="bernoulli"):
         make_likelihood("poisson")
+
+
+def test_gaussian_nll_is_unit_variance_normal():
+    from torch.distributions import Independent, Normal
+
+    from mwvae.likelihoods import Gaussian
+
+    mean, target = torch.randn(4, 7, dtype=torch.float64), torch.randn(4, 7, dtype=torch.float64)
+    expected = -Independent(Normal(mean, torch.ones_like(mean)), 1).log_prob(target)
+    torch.testing.assert_close(Gaussian().nll(mean, target), expected)

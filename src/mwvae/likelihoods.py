@@ -7,6 +7,8 @@ that users look at (pixel means, class probabilities).
 
 from __future__ import annotations
 
+import math
+
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -32,7 +34,18 @@ class Categorical:
         return logits.softmax(-1)
 
 
-LIKELIHOODS = {"bernoulli": Bernoulli, "categorical": Categorical}
+class Gaussian:
+    """Independent unit-variance Gaussians (e.g. sentence embeddings); the
+    decoded value is the mean."""
+
+    def nll(self, mean: Tensor, target: Tensor) -> Tensor:
+        return 0.5 * ((target - mean).square() + math.log(2 * math.pi)).flatten(1).sum(1)
+
+    def mean(self, mean: Tensor) -> Tensor:
+        return mean
+
+
+LIKELIHOODS = {"bernoulli": Bernoulli, "categorical": Categorical, "gaussian": Gaussian}
 
 
 def make_likelihood(name: str):

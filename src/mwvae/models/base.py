@@ -187,6 +187,17 @@ class MultimodalVAE(pl.LightningModule):
         z = self.posterior(observed).sample_or_mean(sample)
         return {m: self.likelihoods[m].mean(logits) for m, logits in self.decode(z).items()}
 
+    # ------------------------------------------------------------------ likelihood
+    def latent_proposal(self, observed: Batch) -> DiagGaussian:
+        """A Gaussian over the model's whole latent given the observed
+        modalities: the importance-sampling proposal of the likelihood
+        estimates. The prior over that latent is N(0, I)."""
+        return self.posterior(observed)
+
+    def decode_latent(self, z: Tensor, modalities: Iterable[str]) -> dict[str, Tensor]:
+        """Likelihood parameters of the given modalities at a whole latent `z`."""
+        return {m: self.decoders[m](z) for m in modalities}
+
     # ------------------------------------------------------------------ objective
     @property
     def beta_now(self) -> float:

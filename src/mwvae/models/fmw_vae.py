@@ -137,6 +137,34 @@ class FMWVAE(MWVAE):
             self.accumulate_styles(batch, posteriors)
         return terms
 
+    # ------------------------------------------------------------------ likelihood
+    def latent_proposal(self, observed: Batch) -> DiagGaussian:
+        """Over [c, s_m for every modality with a private code]: the shared
+        posterior, each observed modality's private posterior, and the prior
+        for the private codes of the others."""
+        c = self.posterior(observed)
+        parts = [c]
+        for m in self.private_modalities:
+            if m in observed:
+                parts.append(self.split(self.encoders[m](observed[m]))[1])
+            else:
+                zeros = c.mu.new_zeros(*c.mu.shape[:-1], self.private_dim(m))
+                parts.append(DiagGaussian(zeros, zeros))
+        return DiagGaussian(
+            torch.cat([p.mu for p in parts], -1), torch.cat([p.logvar for p in parts], -1)
+        )
+
+    def decode_latent(self, z: Tensor, modalities) -> dict[str, Tensor]:
+        sizes = [self.hparams.latent_dim] + [self.private_dim(m) for m in self.private_modalities]
+        c, *privates = z.split(sizes, -1)
+        private = dict(zip(self.private_modalities, privates, strict=True))
+        empty = z[..., :0]
+        return {m: self.decoders[m](torch.cat([c, private.get(m, empty)], -1)) for m in modalities}
+
+    @property
+    def private_modalities(self) -> list[str]:
+        return [m for m in self.modality_names if self.private_dim(m) > 0]
+
     # ------------------------------------------------------------------ styles
     @torch.no_grad()
     def accumulate_styles(self, batch: Batch, posteriors: dict[str, DiagGaussian]) -> None:
