@@ -194,6 +194,11 @@ class MultimodalVAE(pl.LightningModule):
         estimates. The prior over that latent is N(0, I)."""
         return self.posterior(observed)
 
+    @property
+    def prior_dim(self) -> int:
+        """Size of the whole latent, whose prior is N(0, I)."""
+        return self.hparams.latent_dim
+
     def decode_latent(self, z: Tensor, modalities: Iterable[str]) -> dict[str, Tensor]:
         """Likelihood parameters of the given modalities at a whole latent `z`."""
         return {m: self.decoders[m](z) for m in modalities}

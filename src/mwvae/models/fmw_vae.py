@@ -162,6 +162,10 @@ class FMWVAE(MWVAE):
         return {m: self.decoders[m](torch.cat([c, private.get(m, empty)], -1)) for m in modalities}
 
     @property
+    def prior_dim(self) -> int:
+        return self.hparams.latent_dim + sum(self.private_dim(m) for m in self.private_modalities)
+
+    @property
     def private_modalities(self) -> list[str]:
         return [m for m in self.modality_names if self.private_dim(m) > 0]
 
