@@ -22,7 +22,14 @@ from mwvae.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBSET = "data.subset={train:512,val:256,test:256}"
-QUIET = ["logger=none", "callbacks.progress_bar.refresh_rate=0", f"paths.root_dir={ROOT}"]
+QUIET = [
+    "logger=none",
+    "callbacks.progress_bar.refresh_rate=0",
+    f"paths.root_dir={ROOT}",
+    "evaluation.likelihood.k=20",
+    "evaluation.likelihood.num_samples=40",
+    "evaluation.joint_samples=500",
+]
 
 
 def config(tmp_path, *overrides):
@@ -90,6 +97,9 @@ def test_cli_writes_the_run_folder_and_resumes_from_last(tmp_path):
         "test/w2",
         "test/acc/image_to_label",
         "val/loss",
+        "test/coherence/label_to_image",
+        "test/loglik/joint",
+        "test/probe/image",
     ):
         assert key in metrics
     for name in (
@@ -97,6 +107,7 @@ def test_cli_writes_the_run_folder_and_resumes_from_last(tmp_path):
         "reconstructions_both",
         "reconstructions_image_only",
         "reconstructions_label_only",
+        "latent_projection",
     ):
         assert (run_dir / "figures" / f"{name}.png").stat().st_size > 0
     assert (run_dir / "config.yaml").exists() and (run_dir / "history.csv").exists()

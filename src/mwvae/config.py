@@ -126,6 +126,8 @@ class TrainConfig:
     ckpt_path: str | None = None
     tags: list[str] = field(default_factory=list)
     figures: bool = True
+    evaluate: bool = True
+    evaluation: Any = None
 
 
 def register_configs() -> None:

@@ -14,18 +14,14 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
 from mwvae.config import ConfigError, register_configs, validate
 from mwvae.data.mnist_source import DatasetMissingError
-from mwvae.evaluation.figures import (
-    observation_settings,
-    plot_reconstructions,
-    plot_training_curves,
-)
+from mwvae.eval import evaluate
+from mwvae.evaluation.figures import plot_training_curves
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -81,9 +77,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     metrics |= as_floats(trainer.test(model, datamodule, ckpt_path=evaluated, weights_only=True))
 
     if trainer.is_global_zero:
+        if cfg.evaluate:
+            settings = {
+                **OmegaConf.to_container(cfg.evaluation, resolve=True),
+                "figures": cfg.figures,
+            }
+            metrics |= evaluate(model, datamodule, settings, output_dir)
         write_json(output_dir / "metrics.json", metrics)
         if cfg.figures:
-            draw_figures(model, datamodule, trainer, output_dir)
+            draw_figures(trainer, output_dir)
         log.info("Run folder: %s", output_dir.resolve())
     finish_loggers(trainer)
     return metrics, {"model": model, "datamodule": datamodule, "trainer": trainer}
@@ -115,29 +117,17 @@ def write_json(path: Path, values: dict[str, Any]) -> None:
     path.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
 
 
-@torch.no_grad()
-def draw_figures(model, datamodule, trainer: pl.Trainer, output_dir: Path) -> list[Path]:
-    """Training curves and one reconstruction grid per observation setting,
-    written to `figures/` and sent to the loggers that take images."""
+def draw_figures(trainer: pl.Trainer, output_dir: Path) -> None:
+    """The training curves, and every figure of the run sent to the loggers
+    that take images."""
     figures_dir = output_dir / "figures"
-    paths = []
     history = output_dir / "history.csv"
     if history.exists():
-        paths.append(plot_training_curves(history, figures_dir / "training_curves.png"))
-    batch = next(iter(datamodule.test_dataloader()))
-    batch = {m: x[:32].to(model.device) for m, x in batch.items()}
-    if {"image", "label"} <= set(model.modality_names):
-        for setting, observed in observation_settings(model.modality_names).items():
-            if not model.can_infer_from(observed):
-                continue
-            title = f"{type(model).__name__}, observed: {' + '.join(observed)}"
-            out = figures_dir / f"reconstructions_{setting}.png"
-            paths.append(plot_reconstructions(model, batch, observed, out, title))
+        plot_training_curves(history, figures_dir / "training_curves.png")
     for logger in trainer.loggers:
         if hasattr(logger, "log_image"):
-            for path in paths:
+            for path in sorted(figures_dir.glob("*.png")):
                 logger.log_image(key=f"figures/{path.stem}", images=[str(path)])
-    return paths
 
 
 def finish_loggers(trainer: pl.Trainer) -> None:

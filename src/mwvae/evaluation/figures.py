@@ -74,8 +74,9 @@ def plot_training_curves(history_path: Path, out_path: Path) -> Path:
 
 def observation_settings(modalities: list[str]) -> dict[str, list[str]]:
     """`both`/`all` and `<m>_only` for each modality: what the encoder sees."""
-    settings = {"both" if len(modalities) == 2 else "all": list(modalities)}
-    settings.update({f"{m}_only": [m] for m in modalities})
+    settings = {f"{m}_only": [m] for m in modalities}
+    if len(modalities) > 1:
+        settings = {"both" if len(modalities) == 2 else "all": list(modalities), **settings}
     return settings
 
 
@@ -130,3 +131,45 @@ def _save(fig, out_path: Path) -> Path:
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return out_path
+
+
+def plot_latent_projection(
+    means: torch.Tensor, labels: torch.Tensor, out_path: Path, title: str
+) -> Path:
+    """The first two principal components of posterior means, coloured by digit."""
+    centered = means - means.mean(0)
+    _, _, v = torch.linalg.svd(centered, full_matrices=False)
+    points = (centered @ v[:2].T).cpu()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=labels.cpu(), cmap="tab10", s=4, alpha=0.7)
+    fig.colorbar(scatter, ax=ax, ticks=range(10), label="digit")
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def plot_style_transfer(model, batch: Batch, out_path: Path, columns: int = 8) -> Path:
+    """FMW-VAE (the paper's Fig. 16 with styles added): row d decodes the
+    label d with the private (style) code of the image above each column."""
+    images = batch["image"][:columns]
+    style = model.split(model.encoders["image"](images))[1].mu
+    digits = torch.arange(10, device=images.device)
+    shared = model.posterior({"label": digits}).mu
+    codes = torch.cat([shared.repeat_interleave(columns, 0), style.repeat(10, 1)], -1)
+    decoded = model.likelihoods["image"].mean(model.decoders["image"](codes)).cpu()
+    fig, axes = plt.subplots(11, columns, figsize=(1.2 * columns, 13), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for j in range(columns):
+        axes[0, j].imshow(images[j, 0].cpu(), cmap="gray", vmin=0, vmax=1)
+        axes[0, j].set_title("style", fontsize=8)
+        for d in range(10):
+            axes[d + 1, j].imshow(decoded[d * columns + j, 0], cmap="gray", vmin=0, vmax=1)
+            if j == 0:
+                axes[d + 1, j].set_ylabel(f"label {d}", fontsize=8)
+    fig.suptitle("FMW-VAE: label (rows) + style of the top image (columns)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out_path)

@@ -1,0 +1,292 @@
+"""Evaluate a checkpoint: `python -m mwvae.eval ckpt_path=outputs/runs/<run>/checkpoints/last.ckpt`.
+
+`evaluate(model, datamodule, settings, output_dir)` computes every metric the
+model admits on the test split and draws the figures; training calls it at
+the end of every run. Metric names (all under `test/`):
+
+- `recon_mse/<setting>/<m>`: mean squared error per dimension of modality m
+  reconstructed from the observed `setting` (`both`, `image_only`, ...), and
+  `recon_error_rate/<setting>/<m>` for categorical modalities;
+- `coherence/image_to_label`, `coherence/label_to_image` (the digit
+  classifier reads the generated image), `coherence/joint` (prior samples);
+  for `mnist3` also `coherence/image_to_image2` through the label;
+- `loglik/joint`, `loglik/<m>`, `loglik/image_given_label`: importance-
+  weighted estimates with K samples on the first `likelihood.num_samples`;
+- `probe/image`: linear-probe accuracy of the digit on the image posterior mean;
+- `w2`: mean W2^2 between the unimodal posteriors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from rich.progress import track
+
+from mwvae import load_model
+from mwvae.evaluation.classifier import load_classifier
+from mwvae.evaluation.coherence import (
+    image_to_label_coherence,
+    joint_coherence,
+    label_to_image_coherence,
+)
+from mwvae.evaluation.figures import (
+    observation_settings,
+    plot_latent_projection,
+    plot_reconstructions,
+    plot_style_transfer,
+)
+from mwvae.evaluation.likelihood import importance_log_likelihood
+from mwvae.evaluation.probe import linear_probe_accuracy
+from mwvae.gaussians import mean_pairwise_w2_squared
+from mwvae.likelihoods import Categorical
+from mwvae.models.base import Batch, MultimodalVAE
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "seed": 0,
+    "batch_size": 1000,
+    "likelihood": {"k": 1000, "num_samples": 1000, "batch_size": 20},
+    "joint_samples": 10_000,
+    "figures": True,
+}
+
+
+def batches(split: dict[str, torch.Tensor], size: int, device) -> Iterator[Batch]:
+    n = len(next(iter(split.values())))
+    for start in range(0, n, size):
+        yield {m: t[start : start + size].to(device) for m, t in split.items()}
+
+
+def whole(loader) -> dict[str, torch.Tensor]:
+    """Every batch of a loader, concatenated (derived modalities included)."""
+    parts = list(loader)
+    return {m: torch.cat([p[m] for p in parts]) for m in parts[0]}
+
+
+def mean_over(split, size, device, fn) -> float:
+    """The example-weighted mean of fn(batch) over a split."""
+    total, count = 0.0, 0
+    for batch in batches(split, size, device):
+        n = len(next(iter(batch.values())))
+        total += fn(batch) * n
+        count += n
+    return total / count
+
+
+@torch.no_grad()
+def reconstruction_errors(model: MultimodalVAE, split, size: int) -> dict[str, float]:
+    metrics = {}
+    for setting, observed in observation_settings(model.modality_names).items():
+        if not model.can_infer_from(observed):
+            continue
+        for m, likelihood in model.likelihoods.items():
+            if isinstance(likelihood, Categorical):
+                key, error = (
+                    f"recon_error_rate/{setting}/{m}",
+                    lambda out, x: (out.argmax(-1) != x).float().mean().item(),
+                )
+            else:
+                key, error = (
+                    f"recon_mse/{setting}/{m}",
+                    lambda out, x: (out - x).square().mean().item(),
+                )
+
+            def fn(batch, m=m, observed=observed, error=error):
+                return error(model.reconstruct({o: batch[o] for o in observed})[m], batch[m])
+
+            metrics[key] = mean_over(split, size, model.device, fn)
+    return metrics
+
+
+@torch.no_grad()
+def log_likelihoods(
+    model: MultimodalVAE, split, k: int, num_samples: int, size: int
+) -> dict[str, float]:
+    names = model.modality_names
+    subsets = {"joint": names} if len(names) > 1 else {}
+    subsets.update({m: [m] for m in names})
+    subset = {m: t[:num_samples] for m, t in split.items()}
+    metrics = {}
+    for name, scored in subsets.items():
+        if not model.can_infer_from(scored):
+            continue
+        estimates = [
+            importance_log_likelihood(model, batch, scored, k=k)
+            for batch in track(
+                list(batches(subset, size, model.device)), description=f"log p({name}), K={k}"
+            )
+        ]
+        metrics[f"loglik/{name}"] = torch.cat(estimates).mean().item()
+    if {"joint", "label"} <= {k.split("/")[1] for k in metrics} and "image" in names:
+        metrics["loglik/image_given_label"] = metrics["loglik/joint"] - metrics["loglik/label"]
+    return metrics
+
+
+@torch.no_grad()
+def coherences(
+    model: MultimodalVAE, split, size: int, classify, joint_samples: int
+) -> dict[str, float]:
+    names = set(model.modality_names)
+    metrics = {}
+    if {"image", "label"} <= names:
+        if model.can_infer_from(["image"]):
+            metrics["coherence/image_to_label"] = mean_over(
+                split, size, model.device, lambda b: image_to_label_coherence(model, b)
+            )
+        if model.can_infer_from(["label"]):
+            metrics["coherence/label_to_image"] = mean_over(
+                split, size, model.device, lambda b: label_to_image_coherence(model, b, classify)
+            )
+        metrics["coherence/joint"] = joint_coherence(model, classify, n=joint_samples)
+    if {"image", "label", "image2"} <= names and model.can_infer_from(["image"]):
+
+        def through_label(batch):
+            label = model.reconstruct({"image": batch["image"]})["label"].argmax(-1)
+            image2 = model.reconstruct({"label": label})["image2"]
+            return (classify(image2) == batch["label"]).float().mean().item()
+
+        metrics["coherence/image_to_image2"] = mean_over(split, size, model.device, through_label)
+    return metrics
+
+
+@torch.no_grad()
+def representation(
+    model: MultimodalVAE, train, test, size: int
+) -> tuple[dict[str, float], torch.Tensor | None]:
+    """Probe accuracy and mean W2^2; returns the test image posterior means too."""
+    metrics = {}
+    means = None
+    if (
+        "image" in model.modality_names
+        and "label" in test
+        and model.can_infer_from(["image"])
+    ):
+
+        def encode(split):
+            return torch.cat(
+                [
+                    model.posterior({"image": b["image"]}).mu.cpu()
+                    for b in batches(split, size, model.device)
+                ]
+            )
+
+        train_means, means = encode(train), encode(test)
+        metrics["probe/image"] = linear_probe_accuracy(
+            train_means, train["label"], means, test["label"]
+        )
+    if len(model.modality_names) > 1 and all(
+        model.can_infer_from([m]) for m in model.modality_names
+    ):
+        metrics["w2"] = mean_over(
+            test,
+            size,
+            model.device,
+            lambda b: (
+                mean_pairwise_w2_squared([model.posterior({m: b[m]}) for m in model.modality_names])
+                .mean()
+                .item()
+            ),
+        )
+    return metrics, means
+
+
+def evaluate(
+    model: MultimodalVAE, datamodule, settings: dict[str, Any], output_dir: Path
+) -> dict[str, float]:
+    """Every metric the model admits on the test split, as `test/<name>`, and
+    the figures in `output_dir/figures`."""
+    settings = {
+        **DEFAULTS,
+        **settings,
+        "likelihood": {**DEFAULTS["likelihood"], **settings.get("likelihood", {})},
+    }
+    torch.manual_seed(settings["seed"])
+    model.eval()
+    datamodule.setup()
+    splits, size = datamodule.splits, settings["batch_size"]
+    test = whole(datamodule.test_dataloader())
+    test = {m: t for m, t in test.items() if m in model.modality_names or m == "label"}
+    metrics = reconstruction_errors(model, {m: test[m] for m in model.modality_names}, size)
+    if {"image", "label"} <= set(model.modality_names):
+        classifier = load_classifier(datamodule).to(model.device)
+        metrics |= coherences(model, test, size, classifier.predict, settings["joint_samples"])
+    lk = settings["likelihood"]
+    metrics |= log_likelihoods(
+        model,
+        {m: test[m] for m in model.modality_names},
+        lk["k"],
+        lk["num_samples"],
+        lk["batch_size"],
+    )
+    represented, means = representation(model, splits["train"], test, size)
+    metrics |= represented
+    if settings["figures"]:
+        draw_evaluation_figures(model, test, means, output_dir / "figures")
+    return {f"test/{k}": v for k, v in metrics.items()}
+
+
+@torch.no_grad()
+def draw_evaluation_figures(model: MultimodalVAE, test, means, figures_dir: Path) -> list[Path]:
+    paths = []
+    batch = {m: t[:32].to(model.device) for m, t in test.items()}
+    if {"image", "label"} <= set(model.modality_names):
+        for setting, observed in observation_settings(model.modality_names).items():
+            if model.can_infer_from(observed):
+                title = f"{type(model).__name__}, observed: {' + '.join(observed)}"
+                paths.append(
+                    plot_reconstructions(
+                        model,
+                        batch,
+                        observed,
+                        figures_dir / f"reconstructions_{setting}.png",
+                        title,
+                    )
+                )
+    if means is not None:
+        title = f"{type(model).__name__}: image posterior means, first two principal components"
+        paths.append(
+            plot_latent_projection(
+                means, test["label"], figures_dir / "latent_projection.png", title
+            )
+        )
+    if hasattr(model, "split") and {"image", "label"} <= set(model.modality_names):
+        paths.append(plot_style_transfer(model, batch, figures_dir / "style_transfer.png"))
+    return paths
+
+
+def run_config(ckpt_path: Path) -> DictConfig:
+    """The resolved config saved in the checkpoint's run folder."""
+    path = Path(ckpt_path).resolve().parent.parent / "config.yaml"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: evaluate checkpoints inside a run folder of mwvae.train"
+        )
+    return OmegaConf.load(path)
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    model = load_model(cfg.ckpt_path)
+    run = run_config(cfg.ckpt_path)
+    datamodule = instantiate(run.data, _recursive_=False)
+    output_dir = Path(cfg.output_dir or Path(cfg.ckpt_path).resolve().parent.parent / "eval")
+    settings = OmegaConf.to_container(cfg.settings, resolve=True)
+    metrics = evaluate(model, datamodule, settings, output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    for name, value in sorted(metrics.items()):
+        log.info("%-45s %.4f", name, value)
+    log.info("Wrote %s", output_dir / "metrics.json")
+
+
+if __name__ == "__main__":
+    main()
