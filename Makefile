@@ -9,7 +9,10 @@ INSTALLED := $(VENV)/.installed
 MNIST := data/mnist/mnist.pkl.gz
 ARGS ?=
 
-.PHONY: help install data train test test-slow lint format bench clean
+COMPARE_MODELS := mvae_poe_paper,mvae_poe,m_vae,mw_vae,fmw_vae,jmvae,mmvae,mopoe
+SWEEP := outputs/compare/$(shell date +%Y-%m-%d_%H-%M-%S)
+
+.PHONY: help install data train test test-slow lint format bench compare clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +50,10 @@ format: install ## Format the code and fix what ruff can
 
 bench: install ## Trainer vs a plain PyTorch loop, one epoch each (report in outputs/bench/)
 	$(PY) experiments/bench/trainer_overhead.py $(ARGS)
+
+compare: install ## Train the baselines and peers over 3 seeds (hours on a CPU), tabulate into $(SWEEP)/results.md
+	$(PY) -m mwvae.train -m model=$(COMPARE_MODELS) seed=0,1,2 logger=none hydra.sweep.dir=$(SWEEP) $(ARGS)
+	$(PY) experiments/compare.py $(SWEEP) | tee $(SWEEP)/results.md
 
 clean: ## Remove caches and build files (keeps .venv, data/ and outputs/)
 	rm -rf .pytest_cache .ruff_cache src/*.egg-info

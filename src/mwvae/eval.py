@@ -165,11 +165,7 @@ def representation(
     """Probe accuracy and mean W2^2; returns the test image posterior means too."""
     metrics = {}
     means = None
-    if (
-        "image" in model.modality_names
-        and "label" in test
-        and model.can_infer_from(["image"])
-    ):
+    if "image" in model.modality_names and "label" in test and model.can_infer_from(["image"]):
 
         def encode(split):
             return torch.cat(
