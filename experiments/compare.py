@@ -2,7 +2,8 @@
 
     python experiments/compare.py outputs/compare/<sweep> [--figures experiments/figures/compare]
 
-Reads every `metrics.json` below the sweep folder (the model is the Hydra
+Reads the `metrics.json` of every run below the sweep folder, updated by its
+`eval/metrics.json` when the run was evaluated again (the model is the Hydra
 choice recorded in each run's `.hydra/hydra.yaml`), prints a table of
 mean +- std over seeds per model and metric, and copies the seed-0
 reconstruction grids of each model into `--figures` for side-by-side panels.
@@ -29,20 +30,25 @@ COLUMNS = {
     "probe/image": "linear probe",
     "loglik/joint": "log p(x, y)",
     "loglik/image": "log p(x)",
-    "loglik/image_given_label": "log p(x | y)",
-    "recon_mse/image_only/image": "MSE image | image",
-    "recon_mse/label_only/image": "MSE image | label",
+    "loglik/image_given_label": "log p(x \\| y)",
+    "recon_mse/image_only/image": "MSE image from image",
+    "recon_mse/label_only/image": "MSE image from label",
+    "style/mse_label_plus_own_style": "MSE image from label + own style",
 }
 SETTINGS = ("image_only", "label_only")
 
 
 def read_runs(sweep: Path) -> dict[str, list[tuple[Path, dict[str, float]]]]:
     runs = defaultdict(list)
-    for metrics_path in sorted(sweep.rglob("metrics.json")):
-        run = metrics_path.parent
-        hydra = yaml.safe_load((run / ".hydra" / "hydra.yaml").read_text())
-        model = hydra["hydra"]["runtime"]["choices"]["model"]
-        runs[model].append((run, json.loads(metrics_path.read_text())))
+    for hydra_path in sorted(sweep.rglob(".hydra/hydra.yaml")):
+        run = hydra_path.parent.parent
+        if not (run / "metrics.json").exists():
+            continue  # unfinished job
+        metrics = json.loads((run / "metrics.json").read_text())
+        if (run / "eval" / "metrics.json").exists():  # a later `python -m mwvae.eval`
+            metrics |= json.loads((run / "eval" / "metrics.json").read_text())
+        model = yaml.safe_load(hydra_path.read_text())["hydra"]["runtime"]["choices"]["model"]
+        runs[model].append((run, metrics))
     return runs
 
 

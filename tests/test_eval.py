@@ -64,5 +64,6 @@ def test_same_checkpoint_same_seed_same_numbers(tmp_path):
     second = evaluate(net, datamodule, SMALL, tmp_path)
     assert first == second
     assert "test/coherence/image_to_image2" in first
+    assert "test/style/mse_label_plus_own_style" in first
     for name in ("reconstructions_all", "latent_projection", "style_transfer"):
         assert (tmp_path / "figures" / f"{name}.png").exists()

@@ -13,7 +13,9 @@ the end of every run. Metric names (all under `test/`):
 - `loglik/joint`, `loglik/<m>`, `loglik/image_given_label`: importance-
   weighted estimates with K samples on the first `likelihood.num_samples`;
 - `probe/image`: linear-probe accuracy of the digit on the image posterior mean;
-- `w2`: mean W2^2 between the unimodal posteriors.
+- `w2`: mean W2^2 between the unimodal posteriors;
+- `style/mse_label_plus_own_style` (FMW-VAE): the image decoded from its
+  label and its own private code, against the real image.
 """
 
 from __future__ import annotations
@@ -105,6 +107,24 @@ def reconstruction_errors(model: MultimodalVAE, split, size: int) -> dict[str, f
 
             metrics[key] = mean_over(split, size, model.device, fn)
     return metrics
+
+
+@torch.no_grad()
+def style_errors(model, test, size: int) -> dict[str, float]:
+    """FMW-VAE: does the private code carry the handwriting? The image decoded
+    from its label plus its own private code, against the image decoded from
+    the label plus the class-mean private code (`recon_mse/label_only/image`
+    with `style: class_mean`), both compared with the real image."""
+
+    def own_style(batch):
+        shared = model.posterior({"label": batch["label"]}).mu
+        style = model.split(model.encoders["image"](batch["image"]))[1].mu
+        decoded = model.likelihoods["image"].mean(
+            model.decoders["image"](torch.cat([shared, style], -1))
+        )
+        return (decoded - batch["image"]).square().mean().item()
+
+    return {"style/mse_label_plus_own_style": mean_over(test, size, model.device, own_style)}
 
 
 @torch.no_grad()
@@ -215,6 +235,8 @@ def evaluate(
     if {"image", "label"} <= set(model.modality_names):
         classifier = load_classifier(datamodule).to(model.device)
         metrics |= coherences(model, test, size, classifier.predict, settings["joint_samples"])
+    if hasattr(model, "split") and {"image", "label"} <= set(model.modality_names):
+        metrics |= style_errors(model, test, size)
     lk = settings["likelihood"]
     metrics |= log_likelihoods(
         model,
