@@ -225,15 +225,18 @@ def evaluate(
         **settings,
         "likelihood": {**DEFAULTS["likelihood"], **settings.get("likelihood", {})},
     }
-    torch.manual_seed(settings["seed"])
     model.eval()
     datamodule.setup()
+    scores_images = {"image", "label"} <= set(model.modality_names)
+    # Loaded (or trained, which draws random numbers) before seeding, so the
+    # numbers do not depend on whether the classifier was cached.
+    classifier = load_classifier(datamodule).to(model.device) if scores_images else None
+    torch.manual_seed(settings["seed"])
     splits, size = datamodule.splits, settings["batch_size"]
     test = whole(datamodule.test_dataloader())
     test = {m: t for m, t in test.items() if m in model.modality_names or m == "label"}
     metrics = reconstruction_errors(model, {m: test[m] for m in model.modality_names}, size)
-    if {"image", "label"} <= set(model.modality_names):
-        classifier = load_classifier(datamodule).to(model.device)
+    if scores_images:
         metrics |= coherences(model, test, size, classifier.predict, settings["joint_samples"])
     if hasattr(model, "split") and {"image", "label"} <= set(model.modality_names):
         metrics |= style_errors(model, test, size)
