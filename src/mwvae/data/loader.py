@@ -25,11 +25,14 @@ class EpochPermutation:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def generator(self, stream: int = 0) -> torch.Generator:
+        """Random numbers of this (seed, epoch); `stream` separates independent uses."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + stream)
+
     def indices(self) -> Tensor | None:
         if not self.shuffle:
             return None
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return torch.randperm(self.size, generator=generator)
+        return torch.randperm(self.size, generator=self.generator())
 
 
 class InMemoryLoader:
@@ -93,9 +96,7 @@ class ClassPairedLoader(InMemoryLoader):
         self.source, self.pair_name, self.class_key = source, pair_name, class_key
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        generator = torch.Generator().manual_seed(
-            self.sampler.seed * 1_000_003 + self.sampler.epoch + 7
-        )
+        generator = self.sampler.generator(stream=7)
         self.partners = partners_within_class(self.tensors[self.class_key], generator)
         return super().__iter__()
 
