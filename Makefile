@@ -12,7 +12,7 @@ ARGS ?=
 COMPARE_MODELS := mvae_poe_paper,mvae_poe,m_vae,mw_vae,fmw_vae,jmvae,mmvae,mopoe
 SWEEP := outputs/compare/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: help install data train test test-slow lint format bench compare clean
+.PHONY: help install data train test test-slow lint format bench compare coco-demo exp-coco clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,6 +54,14 @@ bench: install ## Trainer vs a plain PyTorch loop, one epoch each (report in out
 compare: install ## Train the baselines and peers over 3 seeds (hours on a CPU), tabulate into $(SWEEP)/results.md
 	$(PY) -m mwvae.train -m model=$(COMPARE_MODELS) seed=0,1,2 logger=none hydra.sweep.dir=$(SWEEP) $(ARGS)
 	$(PY) experiments/compare.py $(SWEEP) | tee $(SWEEP)/results.md
+
+coco-demo: install ## Generate the offline COCO-format demo, train MW-VAE on it, evaluate (retrieval, figures)
+	$(PY) -m mwvae.train experiment=coco_demo $(ARGS)
+
+exp-coco: install ## The paper's MS-COCO experiment (Fig. 14); needs COCO 2017 in COCO_ROOT
+	@if [ -z "$(COCO_ROOT)" ]; then $(PY) -c "from mwvae.data.coco_source import DOWNLOAD_HELP; \
+		print(DOWNLOAD_HELP.format(root='<COCO_ROOT>', missing='COCO_ROOT'))"; exit 2; fi
+	COCO_ROOT=$(COCO_ROOT) $(PY) -m mwvae.train experiment=coco $(ARGS)
 
 clean: ## Remove caches and build files (keeps .venv, data/ and outputs/)
 	rm -rf .pytest_cache .ruff_cache src/*.egg-info

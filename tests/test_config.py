@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mwvae.config import CONF_DIR, compose_config
+from mwvae.config import CONF_DIR, ConfigError, compose_config, validate
 
 GROUPS = ["model", "data", "latent", "trainer", "logger", "callbacks", "experiment", "debug"]
 OPTIONS = [
@@ -29,3 +29,27 @@ def test_defaults_are_mw_vae_on_mnist_on_the_cpu(tmp_path):
     assert cfg.trainer.accelerator == "cpu"
     assert cfg.logger.wandb.mode in {"offline", "disabled", "online"}
     assert compose_config(["model=m_vae", f"paths.output_dir={tmp_path}"]).model.align_weight == 0
+
+
+def test_coco_demo_keeps_the_demo_schema_and_the_coco_networks(tmp_path):
+    cfg = compose_config(["data=coco_demo", "data.num_train=10", f"paths.output_dir={tmp_path}"])
+    assert cfg.data._target_ == "mwvae.data.COCODemoDataModule"
+    assert cfg.data.root.endswith("coco_demo_10_1000")
+    assert cfg.data.modalities.image.encoder._target_ == "mwvae.nets.ConvEncoder"
+    assert list(cfg.data.modalities.caption.encoder.input_shape) == [384]
+    with pytest.raises(Exception, match="data.num_train"):
+        compose_config(["data=coco_demo", "data.num_train=many", f"paths.output_dir={tmp_path}"])
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("data.caption=second", "data.caption"),
+        ("data.embedding.pooling=max", "data.embedding.pooling"),
+        ("data.val_fraction=1.5", "data.val_fraction"),
+    ],
+)
+def test_bad_coco_values_name_their_key(tmp_path, override, key):
+    cfg = compose_config(["data=coco", override, f"paths.output_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match=key):
+        validate(cfg)

@@ -171,3 +171,46 @@ def test_cli_reports_a_bad_value_by_key_and_trains_nothing(tmp_path):
 def test_missing_dataset_says_how_to_get_it(tmp_path):
     with pytest.raises(DatasetMissingError, match="make data"):
         train(config(tmp_path, f"paths.data_dir={tmp_path}/nowhere", "debug=fast"))
+
+
+@pytest.fixture(scope="module")
+def coco_data_dir(tmp_path_factory) -> Path:
+    """Shared by the COCO tests, so the tiny demo is generated and embedded once."""
+    return tmp_path_factory.mktemp("coco_data")
+
+
+COCO_DEMO = ["data=coco_demo", "data.num_train=40", "data.num_val=20"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_fast_dev_run_of_every_model_on_coco(tmp_path, coco_data_dir, model):
+    metrics, objects = train(
+        config(
+            tmp_path, f"model={model}", *COCO_DEMO, f"paths.data_dir={coco_data_dir}", "debug=fast"
+        )
+    )
+    assert objects["trainer"].state.finished
+    assert torch.isfinite(torch.tensor(metrics["test/loss"]))
+
+
+def test_coco_demo_run_evaluates_retrieval_and_draws_fig14(tmp_path, coco_data_dir):
+    metrics, _ = train(
+        config(
+            tmp_path,
+            "experiment=coco_demo",
+            *COCO_DEMO,
+            f"paths.data_dir={coco_data_dir}",
+            "trainer.max_epochs=1",
+        )
+    )
+    for measure in ("posterior", "decoded", "chance"):
+        for direction in ("caption_to_image", "image_to_caption"):
+            for k in (1, 5, 10):
+                assert 0 <= metrics[f"test/retrieval/{measure}/{direction}/r@{k}"] <= 1
+    assert metrics["test/retrieval/chance/caption_to_image/r@10"] == pytest.approx(10 / 20)
+    assert (tmp_path / "figures" / "caption_reconstructions.png").stat().st_size > 10_000
+
+
+def test_coco_without_a_dataset_says_what_to_download(tmp_path):
+    with pytest.raises(DatasetMissingError, match="images.cocodataset.org"):
+        train(config(tmp_path, "data=coco", f"data.root={tmp_path}/nowhere", "debug=fast"))

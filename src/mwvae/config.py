@@ -59,7 +59,7 @@ class PoEConfig(ModelConfig):
 class FMWVAEConfig(ModelConfig):
     private_dim: int = 10
     shared_only: list[str] = field(default_factory=lambda: ["label"])
-    style: str = "class_mean"
+    style: str = "auto"
     style_modality: str = "label"
     decorrelation: str = "none"
     decorrelation_weight: float = 0.0
@@ -76,7 +76,6 @@ class ModalityConfig:
 @dataclass
 class DataConfig:
     _target_: str = MISSING
-    data_dir: str = MISSING
     modalities: dict[str, ModalityConfig] = MISSING
     batch_size: int = 128
     eval_batch_size: int = 1000
@@ -94,9 +93,40 @@ class SubsetConfig:
 
 @dataclass
 class MNISTConfig(DataConfig):
+    data_dir: str = MISSING
     source: str = "offline"
     binarize: bool = False
     subset: SubsetConfig = field(default_factory=lambda: SubsetConfig())
+
+
+@dataclass
+class EmbeddingConfig:
+    """The caption embedder: a transformers model, its pooling and length limit."""
+
+    model: str = "all-MiniLM-L6-v2"
+    pooling: str = "mean"
+    max_length: int = 128
+    batch_size: int = 256
+    device: str = "cpu"
+
+
+@dataclass
+class COCOConfig(DataConfig):
+    root: str = MISSING
+    cache_dir: str = MISSING
+    image_size: int = 32
+    caption: str = "random"
+    embedding: EmbeddingConfig = field(default_factory=lambda: EmbeddingConfig())
+    embedding_dim: int = 384
+    standardize: bool = True
+    val_fraction: float = 0.05
+    subset: SubsetConfig = field(default_factory=lambda: SubsetConfig())
+
+
+@dataclass
+class COCODemoConfig(COCOConfig):
+    num_train: int = 4000
+    num_val: int = 1000
 
 
 @dataclass
@@ -142,6 +172,8 @@ def register_configs() -> None:
     store.store(group="schema", name="fmw_vae", node=FMWVAEConfig)
     store.store(group="schema", name="data", node=DataConfig)
     store.store(group="schema", name="mnist", node=MNISTConfig)
+    store.store(group="schema", name="coco", node=COCOConfig)
+    store.store(group="schema", name="coco_demo", node=COCODemoConfig)
     store.store(group="schema", name="latent", node=LatentConfig)
     store.store(group="schema", name="paths", node=PathsConfig)
 
@@ -198,4 +230,20 @@ def validate(cfg: DictConfig) -> None:
             spec.likelihood in LIKELIHOODS,
             f"data.modalities.{name}.likelihood",
             f"{spec.likelihood!r} is not one of {sorted(LIKELIHOODS)}",
+        )
+    if "caption" in cfg.data:  # COCO
+        _require(
+            cfg.data.caption in ("first", "random", "all"),
+            "data.caption",
+            f"{cfg.data.caption!r} is not one of ['first', 'random', 'all']",
+        )
+        _require(
+            cfg.data.embedding.pooling in ("mean", "cls"),
+            "data.embedding.pooling",
+            f"{cfg.data.embedding.pooling!r} is not one of ['cls', 'mean']",
+        )
+        _require(
+            0 < cfg.data.val_fraction < 1,
+            "data.val_fraction",
+            f"must be between 0 and 1, got {cfg.data.val_fraction}",
         )

@@ -15,7 +15,11 @@ the end of every run. Metric names (all under `test/`):
 - `probe/image`: linear-probe accuracy of the digit on the image posterior mean;
 - `w2`: mean W2^2 between the unimodal posteriors;
 - `style/mse_label_plus_own_style` (FMW-VAE): the image decoded from its
-  label and its own private code, against the real image.
+  label and its own private code, against the real image;
+- `retrieval/<posterior|decoded>/<caption_to_image|image_to_caption>/r@<k>`
+  (COCO): recall@1/5/10 over every test caption, ranked by minus the W2^2
+  between the unimodal posteriors or by the similarity of the decoded
+  modality to the real one; `retrieval/chance/...` is a random ranking's.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from typing import Any
 
 import hydra
 import torch
+import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import track
 
 from mwvae import load_model
+from mwvae.data.coco import CaptionedSplit
 from mwvae.evaluation.classifier import load_classifier
 from mwvae.evaluation.coherence import (
     image_to_label_coherence,
@@ -41,13 +47,15 @@ from mwvae.evaluation.coherence import (
 )
 from mwvae.evaluation.figures import (
     observation_settings,
+    plot_caption_reconstructions,
     plot_latent_projection,
     plot_reconstructions,
     plot_style_transfer,
 )
 from mwvae.evaluation.likelihood import importance_log_likelihood
 from mwvae.evaluation.probe import linear_probe_accuracy
-from mwvae.gaussians import mean_pairwise_w2_squared
+from mwvae.evaluation.retrieval import chance_recalls, pairwise_w2_squared, retrieval_recalls
+from mwvae.gaussians import DiagGaussian, mean_pairwise_w2_squared
 from mwvae.likelihoods import Categorical
 from mwvae.models.base import Batch, MultimodalVAE
 
@@ -180,6 +188,58 @@ def coherences(
     return metrics
 
 
+def encode_all(model: MultimodalVAE, m: str, x: torch.Tensor, size: int) -> DiagGaussian:
+    """The posteriors q(z | x_m) of a whole tensor, batch by batch."""
+    parts = [model.posterior({m: x[i : i + size].to(model.device)}) for i in range(0, len(x), size)]
+    return DiagGaussian(torch.cat([q.mu for q in parts]), torch.cat([q.logvar for q in parts]))
+
+
+def decode_all(model: MultimodalVAE, source: str, target: str, x: torch.Tensor, size: int):
+    """`target` decoded from the posterior of `source`, batch by batch."""
+    return torch.cat(
+        [
+            model.reconstruct({source: x[i : i + size].to(model.device)})[target]
+            for i in range(0, len(x), size)
+        ]
+    )
+
+
+@torch.no_grad()
+def retrieval(model: MultimodalVAE, captioned: CaptionedSplit, size: int) -> dict[str, float]:
+    """Image-caption recall@1/5/10 in both directions over every test caption,
+    ranked by posterior W2 and by decoded similarity, with the chance levels."""
+    if not (model.can_infer_from(["image"]) and model.can_infer_from(["caption"])):
+        return {}
+    images, captions = captioned.images.to(model.device), captioned.captions.to(model.device)
+    owner, n = captioned.owner.to(model.device), len(captioned.images)
+    q_image = encode_all(model, "image", images, size)
+    q_caption = encode_all(model, "caption", captions, size)
+
+    def rows(q: DiagGaussian, index: slice) -> DiagGaussian:
+        return DiagGaussian(q.mu[index], q.logvar[index])
+
+    decoded_images = decode_all(model, "caption", "image", captions, size).flatten(1)
+    decoded_captions = F.normalize(decode_all(model, "image", "caption", images, size), dim=-1)
+    unit_captions = F.normalize(captions, dim=-1)
+    scores = {
+        "posterior": (
+            lambda r: -pairwise_w2_squared(rows(q_caption, r), q_image),
+            lambda r: -pairwise_w2_squared(rows(q_image, r), q_caption),
+        ),
+        "decoded": (
+            lambda r: -torch.cdist(decoded_images[r], images.flatten(1)),
+            lambda r: decoded_captions[r] @ unit_captions.T,
+        ),
+    }
+    metrics = {}
+    for measure, (caption_to_image, image_to_caption) in scores.items():
+        for key, value in retrieval_recalls(caption_to_image, image_to_caption, owner, n).items():
+            metrics[f"retrieval/{measure}/{key}"] = value
+    for key, value in chance_recalls(owner, n).items():
+        metrics[f"retrieval/chance/{key}"] = value
+    return metrics
+
+
 @torch.no_grad()
 def representation(
     model: MultimodalVAE, train, test, size: int
@@ -252,14 +312,30 @@ def evaluate(
     )
     represented, means = representation(model, splits["train"], test, size)
     metrics |= represented
+    captioned = getattr(datamodule, "captioned", {}).get("test")
+    if captioned is not None:
+        metrics |= retrieval(model, captioned, size)
     if settings["figures"]:
-        draw_evaluation_figures(model, test, means, output_dir / "figures")
+        draw_evaluation_figures(model, test, means, output_dir / "figures", captioned)
     return {f"test/{k}": v for k, v in metrics.items()}
 
 
 @torch.no_grad()
-def draw_evaluation_figures(model: MultimodalVAE, test, means, figures_dir: Path) -> list[Path]:
+def draw_evaluation_figures(
+    model: MultimodalVAE, test, means, figures_dir: Path, captioned: CaptionedSplit | None = None
+) -> list[Path]:
     paths = []
+    if captioned is not None and {"image", "caption"} <= set(model.modality_names):
+        rows = captioned.first_caption[:8]
+        paths.append(
+            plot_caption_reconstructions(
+                model,
+                captioned.images[:8].to(model.device),
+                captioned.captions[rows].to(model.device),
+                [captioned.texts[r] for r in rows],
+                figures_dir / "caption_reconstructions.png",
+            )
+        )
     batch = {m: t[:32].to(model.device) for m, t in test.items()}
     if {"image", "label"} <= set(model.modality_names):
         for setting, observed in observation_settings(model.modality_names).items():

@@ -173,3 +173,41 @@ def plot_style_transfer(model, batch: Batch, out_path: Path, columns: int = 8) -
     fig.suptitle("FMW-VAE: label (rows) + style of the top image (columns)", fontsize=10)
     fig.tight_layout()
     return _save(fig, out_path)
+
+
+@torch.no_grad()
+def plot_caption_reconstructions(
+    model: MultimodalVAE, images: torch.Tensor, captions: torch.Tensor, texts: list[str], out_path
+) -> Path:
+    """The paper's Fig. 14 with the captions printed: for each example (row),
+    the input image, then the image decoded when the encoder sees both
+    modalities, only the image, and only the caption."""
+    settings = {
+        name: observed
+        for name, observed in observation_settings(["image", "caption"]).items()
+        if model.can_infer_from(observed)
+    }
+    batch = {"image": images, "caption": captions}
+    decoded = {
+        name: model.reconstruct({m: batch[m] for m in observed})["image"].cpu()
+        for name, observed in settings.items()
+    }
+    columns = {"input": images.cpu(), **decoded}
+    fig, axes = plt.subplots(
+        len(images),
+        len(columns) + 1,
+        figsize=(1.4 * len(columns) + 6, 1.4 * len(images)),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [1] * len(columns) + [4.5]},
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(len(images)):
+        for j, (name, pictures) in enumerate(columns.items()):
+            axes[i, j].imshow(pictures[i].permute(1, 2, 0).clamp(0, 1))
+            if i == 0:
+                axes[i, j].set_title(name.replace("_", " "), fontsize=9)
+        axes[i, -1].text(0, 0.5, texts[i], fontsize=8, va="center", wrap=True)
+    fig.suptitle(f"{type(model).__name__}: images decoded from each observation setting")
+    fig.tight_layout()
+    return _save(fig, out_path)

@@ -14,7 +14,8 @@ code of m: its own when m is observed, otherwise the prior's (`style: prior`)
 or, as in the paper, the mean private code of the example's class in the
 training set (`style: class_mean`; the class is the observed
 `style_modality`, or the one decoded from the shared code when it is not
-observed). Class means are accumulated over each training epoch and saved
+observed). `style: auto`, the default, is class_mean when the data has the
+`style_modality` and prior otherwise (COCO has no class). Class means are accumulated over each training epoch and saved
 with the model.
 
 `decorrelation` (Sec. 6.2) penalises dependence between c_m and s_m:
@@ -35,7 +36,7 @@ from mwvae.gaussians import DiagGaussian, barycenter, mean_pairwise_w2_squared
 from mwvae.models.base import Batch, LossTerms
 from mwvae.models.mw_vae import MWVAE
 
-STYLES = ("prior", "class_mean")
+STYLES = ("auto", "prior", "class_mean")
 DECORRELATIONS = ("none", "cross_cov", "mmd")
 
 
@@ -71,7 +72,7 @@ class FMWVAE(MWVAE):
         latent_dim: int,
         private_dim: int = 10,
         shared_only: Sequence[str] = ("label",),
-        style: str = "class_mean",
+        style: str = "auto",
         style_modality: str = "label",
         decorrelation: str = "none",
         decorrelation_weight: float = 0.0,
@@ -88,7 +89,10 @@ class FMWVAE(MWVAE):
                 f"style=class_mean needs the class modality {style_modality!r}; the data has "
                 f"{list(modalities)} (use model.style=prior)"
             )
+        if style == "auto":
+            style = "class_mean" if style_modality in modalities else "prior"
         super().__init__(modalities, latent_dim, **kwargs)
+        self.hparams.style = style  # resolved, so a reloaded model needs no data to decide
         num_classes = (
             modalities[style_modality]["decoder"]["output_shape"][-1]
             if style == "class_mean"

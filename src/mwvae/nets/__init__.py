@@ -1,6 +1,14 @@
 """Encoders (input -> diagonal Gaussian) and decoders (latent -> likelihood parameters)."""
 
+from mwvae.nets.conv import ConvDecoder, ConvEncoder
 from mwvae.nets.joint import JointEncoder
 from mwvae.nets.mlp import CategoricalEncoder, MLPDecoder, MLPEncoder
 
-__all__ = ["CategoricalEncoder", "JointEncoder", "MLPDecoder", "MLPEncoder"]
+__all__ = [
+    "CategoricalEncoder",
+    "ConvDecoder",
+    "ConvEncoder",
+    "JointEncoder",
+    "MLPDecoder",
+    "MLPEncoder",
+]

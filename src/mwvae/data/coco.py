@@ -1,0 +1,297 @@
+"""MS-COCO as `image` (3 x S x S in [0, 1]) and `caption` (a sentence embedding).
+
+Training draws from train2017 (minus a held-out validation share), the test
+split is val2017. Each image has about five captions; `caption` chooses which
+one pairs with it in training: `first` (fixed), `random` (re-drawn each epoch
+from the seed) or `all` (every image-caption pair is an example). Validation
+and test batches pair each image with its first caption; retrieval metrics
+use every caption (`captioned[split]`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from filelock import FileLock
+from torch import Tensor
+
+from mwvae.data.cache import cached_tensors
+from mwvae.data.captions import CaptionEmbedder
+from mwvae.data.coco_demo import generate_coco_demo
+from mwvae.data.coco_source import (
+    FOLDERS,
+    Annotations,
+    annotation_file,
+    cached_images,
+    check_layout,
+    file_sha256,
+    read_annotations,
+)
+from mwvae.data.loader import InMemoryLoader
+
+log = logging.getLogger(__name__)
+
+CAPTION_CHOICES = ("first", "random", "all")
+
+
+@dataclass
+class CaptionedSplit:
+    """Images, every caption embedding, the image row each caption belongs to
+    (sorted), and the caption texts (for figures)."""
+
+    images: Tensor
+    captions: Tensor
+    owner: Tensor
+    texts: list[str]
+
+    @property
+    def first_caption(self) -> Tensor:
+        """The row of each image's first caption."""
+        counts = torch.bincount(self.owner, minlength=len(self.images))
+        return counts.cumsum(0) - counts
+
+
+def embedding_cache_key(annotations_sha256: str, embedding: dict[str, Any]) -> str:
+    """What the embeddings depend on: the annotation file and the language
+    model, pooling and maximum length."""
+    parts = [annotations_sha256, embedding["model"], embedding["pooling"], embedding["max_length"]]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def cached_caption_embeddings(
+    path: Path,
+    annotations: Annotations,
+    embedding: dict[str, Any],
+    cache_dir: Path,
+    embed: Callable[[list[str]], Tensor],
+) -> Tensor:
+    """Every caption of the annotation file embedded once by `embed` (in
+    image-id order, then annotation order); later runs load the cache and
+    never call `embed`, so the language model is not even loaded."""
+    key = embedding_cache_key(file_sha256(path), embedding)
+    texts = [text for captions in annotations.captions for text in captions]
+    cache = cached_tensors(
+        Path(cache_dir) / f"coco_captions_{path.stem}_{key}.safetensors",
+        lambda: {"embeddings": embed(texts)},
+        {k: str(v) for k, v in embedding.items() if k in ("model", "pooling", "max_length")},
+    )
+    if len(cache["embeddings"]) != len(texts):
+        raise RuntimeError(f"the caption cache of {path} has the wrong number of rows; delete it")
+    return cache["embeddings"]
+
+
+class CaptionedImageLoader(InMemoryLoader):
+    """Batches `{image, caption}` from a CaptionedSplit. With `all`, an example
+    is a caption (its image repeated for each caption); otherwise an image,
+    with its first caption or one drawn per epoch from (seed, epoch)."""
+
+    def __init__(
+        self, split: CaptionedSplit, batch_size: int, choice: str, shuffle: bool, seed: int
+    ):
+        self.split, self.choice = split, choice
+        self.first, self.count = split.first_caption, torch.bincount(split.owner)
+        if choice == "all":
+            rows = {"image_row": split.owner, "caption_row": torch.arange(len(split.owner))}
+        else:
+            rows = {"image_row": torch.arange(len(split.images)), "caption_row": self.first}
+        super().__init__(rows, batch_size, shuffle=shuffle, seed=seed)
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        if self.choice == "random":
+            draw = torch.rand(len(self.first), generator=self.sampler.generator(stream=11))
+            self.tensors["caption_row"] = self.first + (draw * self.count).long()
+        return super().__iter__()
+
+    def gather(self, index: slice | Tensor) -> dict[str, Tensor]:
+        rows = super().gather(index)
+        return {
+            "image": self.split.images[rows["image_row"]],
+            "caption": self.split.captions[rows["caption_row"]],
+        }
+
+
+class COCODataModule(pl.LightningDataModule):
+    """Image + caption-embedding pairs from the official COCO 2017 layout.
+
+    Args:
+        root: holds train2017/, val2017/ and annotations/ (see DOWNLOAD_HELP).
+        cache_dir: where the downsampled images and the embeddings are cached.
+        image_size: side of the square images.
+        caption: `first`, `random` or `all` (see the module docstring).
+        embedding: {model, pooling, max_length, batch_size, device} of the
+            caption embedder; `embedding_dim` must match the model's output.
+        standardize: shift and scale each embedding dimension by its training
+            mean and standard deviation, so the unit-variance Gaussian
+            likelihood of the caption decoder fits its scale.
+        val_fraction: the share of train2017 images held out for validation
+            (a fixed split, the same for every seed).
+        subset: optional number of images per split, e.g. {train: 1000}.
+    """
+
+    MODALITIES = ("image", "caption")
+
+    def __init__(
+        self,
+        root: str,
+        cache_dir: str,
+        modalities: dict[str, Any] | None = None,
+        image_size: int = 32,
+        caption: str = "random",
+        embedding: dict[str, Any] | None = None,
+        embedding_dim: int = 384,
+        standardize: bool = True,
+        val_fraction: float = 0.05,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        subset: dict[str, int | None] | None = None,
+        seed: int | None = 0,
+    ):
+        super().__init__()
+        if caption not in CAPTION_CHOICES:
+            raise ValueError(f"data.caption={caption!r}; choose one of {list(CAPTION_CHOICES)}")
+        unknown = set(modalities or ()) - set(self.MODALITIES)
+        if unknown:
+            raise ValueError(f"COCO has no modality {sorted(unknown)}; it has {self.MODALITIES}")
+        self.root, self.cache_dir = Path(root), Path(cache_dir)
+        self.image_size, self.caption = image_size, caption
+        self.embedding = {
+            "model": "all-MiniLM-L6-v2",
+            "pooling": "mean",
+            "max_length": 128,
+            "batch_size": 256,
+            "device": "cpu",
+            **(embedding or {}),
+        }
+        self.embedding_dim, self.standardize = embedding_dim, standardize
+        self.val_fraction = val_fraction
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.subset = dict(subset or {})
+        self.seed = 0 if seed is None else seed
+        self._embedder: CaptionEmbedder | None = None
+        self.captioned: dict[str, CaptionedSplit] = {}
+        self.splits: dict[str, dict[str, Tensor]] = {}
+
+    def embed(self, captions: list[str]) -> Tensor:
+        """Caption embeddings; the language model is loaded on first use only."""
+        if self._embedder is None:
+            settings = self.embedding
+            self._embedder = CaptionEmbedder(
+                settings["model"],
+                settings["pooling"],
+                settings["max_length"],
+                settings["batch_size"],
+                settings["device"],
+            )
+        return self._embedder.embed(captions)
+
+    def ensure_available(self) -> None:
+        """Raise DatasetMissingError, with download instructions, if the root is incomplete."""
+        check_layout(self.root)
+
+    def prepare_data(self) -> None:
+        self.ensure_available()
+        for folder in FOLDERS.values():
+            self.read_folder(folder)
+
+    def read_folder(self, folder: str) -> CaptionedSplit:
+        """The readable, captioned images of a folder with all their captions."""
+        path = annotation_file(self.root, folder)
+        annotations = read_annotations(path)
+        images = cached_images(self.root, folder, annotations, self.image_size, self.cache_dir)
+        embeddings = cached_caption_embeddings(
+            path, annotations, self.embedding, self.cache_dir, self.embed
+        )
+        if embeddings.shape[1] != self.embedding_dim:
+            raise ValueError(
+                f"data.embedding_dim={self.embedding_dim} but {self.embedding['model']} gives "
+                f"{embeddings.shape[1]}-d embeddings; set data.embedding_dim={embeddings.shape[1]}"
+            )
+        counts = torch.tensor([len(c) for c in annotations.captions])
+        owner = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        kept = images["readable"][owner]  # captions of readable images
+        new_row = images["readable"].long().cumsum(0) - 1
+        texts = [text for captions in annotations.captions for text in captions]
+        return CaptionedSplit(
+            images=images["images"],
+            captions=embeddings[kept],
+            owner=new_row[owner[kept]],
+            texts=[t for t, k in zip(texts, kept.tolist(), strict=True) if k],
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.captioned:
+            return
+        self.ensure_available()
+        train = self.read_folder(FOLDERS["train"])
+        order = torch.randperm(len(train.images), generator=torch.Generator().manual_seed(0))
+        held_out = round(self.val_fraction * len(order))
+        parts = {
+            "train": order[held_out:].sort().values,
+            "val": order[:held_out].sort().values,
+        }
+        test = self.read_folder(FOLDERS["val"])
+        splits = {split: select(train, rows) for split, rows in parts.items()}
+        splits["test"] = test
+        splits = {
+            name: select(
+                s, torch.arange(min(len(s.images), self.subset.get(name) or len(s.images)))
+            )
+            for name, s in splits.items()
+        }
+        if self.standardize:
+            mean, std = splits["train"].captions.mean(0), splits["train"].captions.std(0)
+            std = torch.where(std > 1e-6, std, 1.0)  # dead dimensions (MiniLM has a few) stay put
+            for s in splits.values():
+                s.captions = (s.captions - mean) / std
+        for name, s in splits.items():
+            s.images = s.images.float().div_(255.0)
+            self.captioned[name] = s
+            self.splits[name] = {"image": s.images, "caption": s.captions[s.first_caption]}
+
+    def loader(self, split: str, batch_size: int, shuffle: bool, choice: str):
+        return CaptionedImageLoader(self.captioned[split], batch_size, choice, shuffle, self.seed)
+
+    def train_dataloader(self) -> CaptionedImageLoader:
+        return self.loader("train", self.batch_size, shuffle=True, choice=self.caption)
+
+    def val_dataloader(self) -> CaptionedImageLoader:
+        return self.loader("val", self.eval_batch_size, shuffle=False, choice="first")
+
+    def test_dataloader(self) -> CaptionedImageLoader:
+        return self.loader("test", self.eval_batch_size, shuffle=False, choice="first")
+
+
+def select(split: CaptionedSplit, rows: Tensor) -> CaptionedSplit:
+    """The images at `rows` (increasing) with their captions."""
+    new_row = torch.full((len(split.images),), -1, dtype=torch.long)
+    new_row[rows] = torch.arange(len(rows))
+    kept = new_row[split.owner] >= 0
+    return CaptionedSplit(
+        images=split.images[rows],
+        captions=split.captions[kept],
+        owner=new_row[split.owner[kept]],
+        texts=[t for t, k in zip(split.texts, kept.tolist(), strict=True) if k],
+    )
+
+
+class COCODemoDataModule(COCODataModule):
+    """COCODataModule on the synthetic COCO-format dataset of `coco_demo`,
+    generated into `root` on first use (offline, a few seconds)."""
+
+    def __init__(self, *args, num_train: int = 4000, num_val: int = 1000, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_train, self.num_val = num_train, num_val
+
+    def ensure_available(self) -> None:
+        with FileLock(str(self.root) + ".lock"):  # parallel jobs generate it once
+            if not self.root.exists():
+                generate_coco_demo(self.root, self.num_train, self.num_val, seed=0)
+        super().ensure_available()
