@@ -12,10 +12,11 @@ ARGS ?=
 COMPARE_MODELS := mvae_poe_paper,mvae_poe,m_vae,mw_vae,fmw_vae,jmvae,mmvae,mopoe
 SWEEP := outputs/compare/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: help install data train test test-slow lint format bench compare coco-demo exp-coco clean
+.PHONY: help install data train test test-slow lint format bench compare sweep coco-demo \
+	exp-mvae-poe exp-m-vae exp-mw-vae exp-fmw-vae exp-coco clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Pass options with ARGS, e.g. make train ARGS=\"model=m_vae trainer.max_epochs=5\""
 
 $(INSTALLED): pyproject.toml
@@ -54,6 +55,21 @@ bench: install ## Trainer vs a plain PyTorch loop, one epoch each (report in out
 compare: install ## Train the baselines and peers over 3 seeds (hours on a CPU), tabulate into $(SWEEP)/results.md
 	$(PY) -m mwvae.train -m model=$(COMPARE_MODELS) seed=0,1,2 logger=none hydra.sweep.dir=$(SWEEP) $(ARGS)
 	$(PY) experiments/compare.py $(SWEEP) | tee $(SWEEP)/results.md
+
+sweep: install ## Optuna search of MW-VAE's weights, lr and latent size (resumable; study in outputs/optuna.db)
+	$(PY) -m mwvae.train hparams_search=mw_vae_optuna $(ARGS)
+
+exp-mvae-poe: install ## The paper's mVAE-PoE on MNIST (Figs. 8-9)
+	$(PY) -m mwvae.train experiment=mvae_poe_mnist $(ARGS)
+
+exp-m-vae: install ## The paper's M-VAE on MNIST (Figs. 10-11)
+	$(PY) -m mwvae.train experiment=m_vae_mnist $(ARGS)
+
+exp-mw-vae: install ## The paper's MW-VAE on MNIST (Figs. 12-13)
+	$(PY) -m mwvae.train experiment=mw_vae_mnist $(ARGS)
+
+exp-fmw-vae: install ## The paper's FMW-VAE on MNIST (Figs. 15-16)
+	$(PY) -m mwvae.train experiment=fmw_vae_mnist $(ARGS)
 
 coco-demo: install ## Generate the offline COCO-format demo, train MW-VAE on it, evaluate (retrieval, figures)
 	$(PY) -m mwvae.train experiment=coco_demo $(ARGS)

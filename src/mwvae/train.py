@@ -144,7 +144,12 @@ def main(cfg: DictConfig) -> float | None:
         metrics, _ = train(cfg)
     except (ConfigError, DatasetMissingError) as error:
         raise SystemExit(f"error: {error}") from None
-    return metrics.get("val/loss")
+    if cfg.optimized_metric not in metrics:
+        raise SystemExit(
+            f"error: optimized_metric={cfg.optimized_metric!r} is not among this run's metrics: "
+            f"{sorted(metrics)}"
+        )
+    return metrics[cfg.optimized_metric]
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from mwvae.data.coco_source import (
     file_sha256,
     read_annotations,
 )
-from mwvae.data.loader import InMemoryLoader
+from mwvae.data.loader import InMemoryLoader, distributed_shard
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,13 @@ class CaptionedImageLoader(InMemoryLoader):
     with its first caption or one drawn per epoch from (seed, epoch)."""
 
     def __init__(
-        self, split: CaptionedSplit, batch_size: int, choice: str, shuffle: bool, seed: int
+        self,
+        split: CaptionedSplit,
+        batch_size: int,
+        choice: str,
+        shuffle: bool,
+        seed: int,
+        **shard,  # rank, world_size, equal_shards: see InMemoryLoader
     ):
         self.split, self.choice = split, choice
         self.first, self.count = split.first_caption, torch.bincount(split.owner)
@@ -102,7 +108,7 @@ class CaptionedImageLoader(InMemoryLoader):
             rows = {"image_row": split.owner, "caption_row": torch.arange(len(split.owner))}
         else:
             rows = {"image_row": torch.arange(len(split.images)), "caption_row": self.first}
-        super().__init__(rows, batch_size, shuffle=shuffle, seed=seed)
+        super().__init__(rows, batch_size, shuffle=shuffle, seed=seed, **shard)
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         if self.choice == "random":
@@ -257,7 +263,10 @@ class COCODataModule(pl.LightningDataModule):
             self.splits[name] = {"image": s.images, "caption": s.captions[s.first_caption]}
 
     def loader(self, split: str, batch_size: int, shuffle: bool, choice: str):
-        return CaptionedImageLoader(self.captioned[split], batch_size, choice, shuffle, self.seed)
+        shard = distributed_shard(self.trainer, training=split == "train")
+        return CaptionedImageLoader(
+            self.captioned[split], batch_size, choice, shuffle, self.seed, **shard
+        )
 
     def train_dataloader(self) -> CaptionedImageLoader:
         return self.loader("train", self.batch_size, shuffle=True, choice=self.caption)

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterator
 
 import torch
+from pytorch_lightning.trainer.states import TrainerStatus
 from torch import Tensor
 
 
@@ -36,7 +37,18 @@ class EpochPermutation:
 
 
 class InMemoryLoader:
-    """Yields `dict[str, Tensor]` batches from equally long tensors."""
+    """Yields `dict[str, Tensor]` batches from equally long tensors.
+
+    Under DDP each process passes its `rank` and the `world_size` and gets its
+    shard of every epoch: examples rank, rank + world_size, ... of the epoch's
+    order, so one step of all ranks together covers one contiguous slice of
+    the order (the batches of one process with world_size times the batch
+    size). Lightning cannot put a DistributedSampler into this loader.
+    `equal_shards` repeats examples from the start of the order so that every
+    rank gets as many (DDP steps the ranks together, so training needs it);
+    without it the shards partition the split exactly, for evaluation, whose
+    example-weighted means Lightning reduces across ranks (`sync_dist`).
+    """
 
     batch_sampler = None  # Lightning inspects DataLoader-like attributes
 
@@ -47,30 +59,67 @@ class InMemoryLoader:
         shuffle: bool = False,
         seed: int = 0,
         drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        equal_shards: bool = True,
     ):
         sizes = {len(t) for t in tensors.values()}
         if len(sizes) != 1:
             raise ValueError(f"all modalities need the same number of examples, got {sizes}")
         self.tensors = tensors
         self.size = sizes.pop()
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not within a world of {world_size} processes")
+        if world_size > self.size:
+            raise ValueError(f"{self.size} examples cannot be shared among {world_size} processes")
         self.batch_size = batch_size
         self.drop_last = drop_last
+        self.rank, self.world_size, self.equal_shards = rank, world_size, equal_shards
         self.sampler = EpochPermutation(self.size, shuffle, seed)
+
+    @property
+    def shard_size(self) -> int:
+        """The number of examples this process sees per epoch."""
+        if self.equal_shards:
+            return math.ceil(self.size / self.world_size)
+        return len(range(self.rank, self.size, self.world_size))
+
+    def shard(self) -> Tensor | None:
+        """This process's examples of this epoch, in order (None: all, unshuffled)."""
+        order = self.sampler.indices()
+        if self.world_size == 1:
+            return order
+        if order is None:
+            order = torch.arange(self.size)
+        if self.equal_shards:
+            padding = -self.size % self.world_size  # < world_size <= size
+            order = torch.cat([order, order[:padding]])
+        return order[self.rank :: self.world_size]
 
     def __len__(self) -> int:
         if self.drop_last:
-            return self.size // self.batch_size
-        return math.ceil(self.size / self.batch_size)
+            return self.shard_size // self.batch_size
+        return math.ceil(self.shard_size / self.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        order = self.sampler.indices()
+        order = self.shard()
         for i in range(len(self)):
-            start, stop = i * self.batch_size, min((i + 1) * self.batch_size, self.size)
+            start, stop = i * self.batch_size, min((i + 1) * self.batch_size, self.shard_size)
             yield self.gather(slice(start, stop) if order is None else order[start:stop])
 
     def gather(self, index: slice | Tensor) -> dict[str, Tensor]:
         """One batch: the same rows of every tensor."""
         return {m: t[index] for m, t in self.tensors.items()}
+
+
+def distributed_shard(trainer, training: bool) -> dict:
+    """The InMemoryLoader options of this process's shard of the loaders a
+    running Trainer asks for: under DDP every process loads its own part,
+    equal parts for training. Loaders made at other times (`evaluate` on rank
+    zero after testing, notebooks) cover the whole split."""
+    if trainer is None or trainer.world_size == 1 or trainer.state.status != TrainerStatus.RUNNING:
+        return {}
+    return {"rank": trainer.global_rank, "world_size": trainer.world_size, "equal_shards": training}
 
 
 def partners_within_class(classes: Tensor, generator: torch.Generator) -> Tensor:

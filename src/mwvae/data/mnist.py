@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from mwvae.data.cache import cached_tensors
-from mwvae.data.loader import ClassPairedLoader, InMemoryLoader
+from mwvae.data.loader import ClassPairedLoader, InMemoryLoader, distributed_shard
 from mwvae.data.mnist_source import READERS, SPLITS
 
 
@@ -81,7 +81,12 @@ class MNISTDataModule(pl.LightningDataModule):
             self.splits[split] = {"image": images, "label": raw[f"{split}_labels"][:n].clone()}
 
     def loader(self, split: str, batch_size: int, shuffle: bool) -> InMemoryLoader:
-        return InMemoryLoader(self.splits[split], batch_size, shuffle=shuffle, seed=self.seed)
+        return InMemoryLoader(self.splits[split], batch_size, **self.loader_options(split, shuffle))
+
+    def loader_options(self, split: str, shuffle: bool) -> dict:
+        """Order and, under DDP, this rank's shard of the split."""
+        shard = distributed_shard(self.trainer, training=split == "train")
+        return {"shuffle": shuffle, "seed": self.seed, **shard}
 
     def train_dataloader(self) -> InMemoryLoader:
         return self.loader("train", self.batch_size, shuffle=True)
@@ -109,6 +114,5 @@ class MNIST3DataModule(MNISTDataModule):
             source="image",
             pair_name="image2",
             class_key="label",
-            shuffle=shuffle,
-            seed=self.seed,
+            **self.loader_options(split, shuffle),
         )

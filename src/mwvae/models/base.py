@@ -271,7 +271,11 @@ class MultimodalVAE(pl.LightningModule):
             self._log_training(metrics, batch_size)
         else:
             metrics.update(self.cross_modal_accuracy(batch))
-            self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, batch_size=batch_size)
+            self.log_dict(
+                {f"{stage}/{k}": v for k, v in metrics.items()},
+                batch_size=batch_size,
+                sync_dist=self.distributed,
+            )
         return terms.loss
 
     def _log_training(self, metrics: dict[str, Tensor], batch_size: int) -> None:
@@ -291,8 +295,19 @@ class MultimodalVAE(pl.LightningModule):
         """Epoch means as `train/<term>_epoch` (Lightning's own suffix)."""
         means = self._epoch_means.compute()
         self.log_dict(
-            {f"train/{k}_epoch": v for k, v in means.items()}, on_step=False, on_epoch=True
+            {f"train/{k}_epoch": v for k, v in means.items()},
+            on_step=False,
+            on_epoch=True,
+            sync_dist=self.distributed,
         )
+
+    @property
+    def distributed(self) -> bool:
+        """Whether several processes share the data (DDP): epoch metrics are
+        then reduced across them, each rank having seen only its shard. Only
+        then: a reduction costs a collective per metric. Per-step training
+        metrics stay rank zero's own (its loggers write them)."""
+        return self._trainer is not None and self.trainer.world_size > 1
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")
