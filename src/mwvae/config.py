@@ -16,6 +16,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
 from hydra.types import RunMode
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict
 
@@ -254,25 +255,32 @@ RESOLVERS = {
 }
 
 
-def launcher_schemas() -> dict[str, Any]:
-    """The Hydra launcher plugins' schemas, stored as `schema/launcher/<name>` for
-    conf/hydra/launcher to extend: a file there cannot extend the plugin config
-    of its own name (`defaults: [joblib]` in joblib.yaml finds the file itself)."""
-    schemas: dict[str, Any] = {}
-    try:
-        from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
+# The conf/hydra/launcher files named like the plugin configs they extend.
+SHADOWED_LAUNCHERS = ("joblib", "submitit_local")
+PLUGIN_LAUNCHERS = ("joblib", "submitit_local", "submitit_slurm")
 
-        schemas["joblib"] = JobLibLauncherConf
-    except ImportError:
-        pass
-    try:
-        from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 
-        schemas["submitit_local"] = LocalQueueConf
-        schemas["submitit_slurm"] = SlurmQueueConf
-    except ImportError:
-        pass
-    return schemas
+def store_launcher_schemas(store: ConfigStore) -> None:
+    """Store the launcher plugins' configs as `schema/launcher/<name>` for
+    conf/hydra/launcher to extend.
+
+    A file there cannot extend the plugin config of its own name
+    (`defaults: [joblib]` in joblib.yaml finds the file itself), so it extends
+    this copy, and the plugin's entry of that name is dropped: the file
+    replaces it. Otherwise Hydra 1.3 would still merge the two (the
+    deprecated "automatic schema matching", with a warning in every job). The
+    copy is taken after Hydra's plugin scan, which re-executes the plugins'
+    config modules: a schema imported before it would be another class than
+    the one Hydra merges, and fail to merge with it. Launcher workers receive
+    this ConfigStore from the launching process."""
+    Plugins.instance()  # scans hydra_plugins, once per process
+    launchers = store.repo.get("hydra", {}).get("launcher", {})
+    for name in PLUGIN_LAUNCHERS:
+        if f"{name}.yaml" in launchers:
+            node = store.load(f"hydra/launcher/{name}.yaml").node
+            store.store(group="schema/launcher", name=name, node=node)
+    for name in SHADOWED_LAUNCHERS:
+        launchers.pop(f"{name}.yaml", None)
 
 
 def register_configs() -> None:
@@ -284,8 +292,7 @@ def register_configs() -> None:
             OmegaConf.register_new_resolver(name, resolver)
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
-    for name, node in launcher_schemas().items():
-        store.store(group="schema/launcher", name=name, node=node)
+    store_launcher_schemas(store)
     store.store(group="schema", name="model", node=ModelConfig)
     store.store(group="schema", name="vae", node=VAEConfig)
     store.store(group="schema", name="joint_model", node=JointEncoderConfig)
@@ -347,6 +354,12 @@ def validate(cfg: DictConfig) -> None:
             cfg.data[key] > 0, f"data.{key}", f"must be a positive integer, got {cfg.data[key]}"
         )
     _require(len(cfg.data.modalities) > 0, "data.modalities", "declare at least one modality")
+    threads = cfg.get("threads")
+    _require(
+        threads is None or threads > 0,
+        "threads",
+        f"must be a positive integer or null, got {threads}",
+    )
     for name, spec in cfg.data.modalities.items():
         _require(
             spec.likelihood in LIKELIHOODS,

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from mwvae.config import ConfigError, register_configs, validate
@@ -58,6 +61,9 @@ def as_floats(results: list[dict[str, Any]]) -> dict[str, float]:
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Fit, then validate and test the best checkpoint; write the run folder."""
     validate(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
+    log.info("Torch threads: %d", torch.get_num_threads())
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
     if cfg.seed is not None:
@@ -86,6 +92,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         write_json(output_dir / "metrics.json", metrics)
         if cfg.figures:
             draw_figures(trainer, output_dir)
+        log_final_metrics(trainer, metrics)
         log.info("Run folder: %s", output_dir.resolve())
     finish_loggers(trainer)
     return metrics, {"model": model, "datamodule": datamodule, "trainer": trainer}
@@ -130,6 +137,15 @@ def draw_figures(trainer: pl.Trainer, output_dir: Path) -> None:
                 logger.log_image(key=f"figures/{path.stem}", images=[str(path)])
 
 
+def log_final_metrics(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
+    """The final metrics (metrics.json's) as a W&B table and in the run's summary."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            rows = [[name, value] for name, value in sorted(metrics.items())]
+            logger.log_table(key="final_metrics", columns=["metric", "value"], data=rows)
+            logger.experiment.summary.update(metrics)
+
+
 def finish_loggers(trainer: pl.Trainer) -> None:
     """Close every experiment run so that jobs of a multirun never merge."""
     for logger in trainer.loggers:
@@ -138,12 +154,24 @@ def finish_loggers(trainer: pl.Trainer) -> None:
             experiment.finish()
 
 
+def finish_open_wandb_run() -> None:
+    """Close a W&B run that a failed job left open: a launcher's worker process
+    runs further jobs, whose loggers would otherwise join that run."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish(exit_code=1)
+
+
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
-        metrics, _ = train(cfg)
+        metrics, objects = train(cfg)
     except (ConfigError, DatasetMissingError) as error:
         raise SystemExit(f"error: {error}") from None
+    finally:
+        finish_open_wandb_run()
+    if not objects["trainer"].is_global_zero:
+        return None  # under DDP only rank zero evaluates, so only it has every metric
     if cfg.optimized_metric not in metrics:
         raise SystemExit(
             f"error: optimized_metric={cfg.optimized_metric!r} is not among this run's metrics: "

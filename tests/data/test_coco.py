@@ -38,9 +38,13 @@ def own_caption_embeddings(root, folder, embedder) -> dict[bytes, torch.Tensor]:
     """Each image's pixels (as decoded independently) -> its captions'
     embeddings, computed caption by caption."""
     annotations = read_annotations(root / "annotations" / f"captions_{folder}.json")
+    texts = [text for captions in annotations.captions for text in captions]
+    embeddings = embedder.embed(texts, progress=False).split(
+        [len(captions) for captions in annotations.captions]
+    )
     return {
-        load_image(root / folder / name, 32).tobytes(): embedder.embed(captions, progress=False)
-        for name, captions in zip(annotations.file_names, annotations.captions, strict=True)
+        load_image(root / folder / name, 32).tobytes(): own
+        for name, own in zip(annotations.file_names, embeddings, strict=True)
     }
 
 
