@@ -140,6 +140,7 @@ def test_joblib_multirun_runs_jobs_in_parallel_each_with_its_own_wandb_run(tmp_p
         "model=mw_vae,m_vae",
         "seed=0,1",
         "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
         "logger=wandb",
         sweep_dir=sweep_dir,
         env={"WANDB_MODE": "offline"},

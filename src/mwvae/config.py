@@ -16,7 +16,6 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.plugins import Plugins
 from hydra.types import RunMode
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict
 
@@ -255,34 +254,6 @@ RESOLVERS = {
 }
 
 
-# The conf/hydra/launcher files named like the plugin configs they extend.
-SHADOWED_LAUNCHERS = ("joblib", "submitit_local")
-PLUGIN_LAUNCHERS = ("joblib", "submitit_local", "submitit_slurm")
-
-
-def store_launcher_schemas(store: ConfigStore) -> None:
-    """Store the launcher plugins' configs as `schema/launcher/<name>` for
-    conf/hydra/launcher to extend.
-
-    A file there cannot extend the plugin config of its own name
-    (`defaults: [joblib]` in joblib.yaml finds the file itself), so it extends
-    this copy, and the plugin's entry of that name is dropped: the file
-    replaces it. Otherwise Hydra 1.3 would still merge the two (the
-    deprecated "automatic schema matching", with a warning in every job). The
-    copy is taken after Hydra's plugin scan, which re-executes the plugins'
-    config modules: a schema imported before it would be another class than
-    the one Hydra merges, and fail to merge with it. Launcher workers receive
-    this ConfigStore from the launching process."""
-    Plugins.instance()  # scans hydra_plugins, once per process
-    launchers = store.repo.get("hydra", {}).get("launcher", {})
-    for name in PLUGIN_LAUNCHERS:
-        if f"{name}.yaml" in launchers:
-            node = store.load(f"hydra/launcher/{name}.yaml").node
-            store.store(group="schema/launcher", name=name, node=node)
-    for name in SHADOWED_LAUNCHERS:
-        launchers.pop(f"{name}.yaml", None)
-
-
 def register_configs() -> None:
     """Store the schemas in Hydra's ConfigStore and the resolvers (idempotent)."""
     if not OmegaConf.has_resolver("mwvae.sqlite"):
@@ -292,7 +263,6 @@ def register_configs() -> None:
             OmegaConf.register_new_resolver(name, resolver)
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
-    store_launcher_schemas(store)
     store.store(group="schema", name="model", node=ModelConfig)
     store.store(group="schema", name="vae", node=VAEConfig)
     store.store(group="schema", name="joint_model", node=JointEncoderConfig)
