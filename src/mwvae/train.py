@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +71,25 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     datamodule = instantiate(cfg.data, _recursive_=False)
     model = build_model(cfg)
     trainer = build_trainer(cfg)
+    try:
+        metrics = fit_and_evaluate(cfg, model, datamodule, trainer, ckpt_path)
+    except BaseException:
+        finish_loggers(trainer, exit_code=1)  # a launcher's next job must not join this run
+        raise
+    finish_loggers(trainer)
+    return metrics, {"model": model, "datamodule": datamodule, "trainer": trainer}
+
+
+def fit_and_evaluate(
+    cfg: DictConfig,
+    model: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    trainer: pl.Trainer,
+    ckpt_path: str | None,
+) -> dict[str, float]:
+    """Fit, validate and test the best checkpoint, then (rank zero) evaluate it
+    and write metrics.json and the figures."""
+    output_dir = Path(cfg.paths.output_dir)
     save_config(cfg, output_dir)
     for logger in trainer.loggers:
         logger.log_hyperparams(flat_config(cfg))
@@ -94,8 +112,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             draw_figures(trainer, output_dir)
         log_final_metrics(trainer, metrics)
         log.info("Run folder: %s", output_dir.resolve())
-    finish_loggers(trainer)
-    return metrics, {"model": model, "datamodule": datamodule, "trainer": trainer}
+    return metrics
 
 
 def flat_config(cfg: DictConfig) -> dict[str, Any]:
@@ -146,20 +163,12 @@ def log_final_metrics(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
             logger.experiment.summary.update(metrics)
 
 
-def finish_loggers(trainer: pl.Trainer) -> None:
+def finish_loggers(trainer: pl.Trainer, exit_code: int = 0) -> None:
     """Close every experiment run so that jobs of a multirun never merge."""
     for logger in trainer.loggers:
         experiment = getattr(logger, "_experiment", None)
         if experiment is not None and hasattr(experiment, "finish"):
-            experiment.finish()
-
-
-def finish_open_wandb_run() -> None:
-    """Close a W&B run that a failed job left open: a launcher's worker process
-    runs further jobs, whose loggers would otherwise join that run."""
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:
-        wandb.finish(exit_code=1)
+            experiment.finish(exit_code=exit_code)
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
@@ -168,8 +177,6 @@ def main(cfg: DictConfig) -> float | None:
         metrics, objects = train(cfg)
     except (ConfigError, DatasetMissingError) as error:
         raise SystemExit(f"error: {error}") from None
-    finally:
-        finish_open_wandb_run()
     if not objects["trainer"].is_global_zero:
         return None  # under DDP only rank zero evaluates, so only it has every metric
     if cfg.optimized_metric not in metrics:

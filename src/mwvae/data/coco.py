@@ -188,14 +188,7 @@ class COCODataModule(pl.LightningDataModule):
     def embed(self, captions: list[str]) -> Tensor:
         """Caption embeddings; the language model is loaded on first use only."""
         if self._embedder is None:
-            settings = self.embedding
-            self._embedder = CaptionEmbedder(
-                settings["model"],
-                settings["pooling"],
-                settings["max_length"],
-                settings["batch_size"],
-                settings["device"],
-            )
+            self._embedder = CaptionEmbedder(**self.embedding)
         return self._embedder.embed(captions)
 
     def ensure_available(self) -> None:
@@ -203,9 +196,9 @@ class COCODataModule(pl.LightningDataModule):
         check_layout(self.root)
 
     def prepare_data(self) -> None:
+        # The caches are built by `setup`, under file locks: reading them here
+        # too would decode and hash everything twice.
         self.ensure_available()
-        for folder in FOLDERS.values():
-            self.read_folder(folder)
 
     def read_folder(self, folder: str) -> CaptionedSplit:
         """The readable, captioned images of a folder with all their captions."""
