@@ -49,8 +49,8 @@ format: install ## Format the code and fix what ruff can
 	$(VENV)/bin/ruff format src tests experiments
 	$(VENV)/bin/ruff check --fix src tests experiments
 
-bench: install ## Trainer vs a plain PyTorch loop, one epoch each (report in outputs/bench/)
-	$(PY) experiments/bench/trainer_overhead.py $(ARGS)
+bench: install ## The benchmark suite (~12 min on 2 cores); dated report in experiments/bench/reports/
+	$(PY) experiments/bench/run.py $(ARGS)
 
 compare: install ## Train the baselines and peers over 3 seeds (hours on a CPU), tabulate into $(SWEEP)/results.md
 	$(PY) -m mwvae.train -m model=$(COMPARE_MODELS) seed=0,1,2 logger=none hydra.sweep.dir=$(SWEEP) $(ARGS)

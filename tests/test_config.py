@@ -53,3 +53,29 @@ def test_bad_coco_values_name_their_key(tmp_path, override, key):
     cfg = compose_config(["data=coco", override, f"paths.output_dir={tmp_path}"])
     with pytest.raises(ConfigError, match=key):
         validate(cfg)
+
+
+def test_gpu_bf16_is_the_gpu_preset_in_bf16_mixed_precision(tmp_path):
+    cfg = compose_config(["trainer=gpu_bf16", f"paths.output_dir={tmp_path}"])
+    assert (cfg.trainer.accelerator, cfg.trainer.precision) == ("gpu", "bf16-mixed")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["compile.backend=inductr"], "compile.backend"),
+        (["compile.backend=aot_eager", "compile.mode=max-autotune"], "compile.mode"),
+        (["compile.mode=fastest"], "compile.mode"),
+    ],
+)
+def test_bad_compile_options_name_their_key(tmp_path, overrides, key):
+    cfg = compose_config(["compile.enabled=true", *overrides, f"paths.output_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match=key):
+        validate(cfg)
+
+
+def test_compile_options_that_work_pass(tmp_path):
+    for overrides in (["compile.mode=max-autotune"], ["compile.backend=aot_eager"]):
+        validate(
+            compose_config(["compile.enabled=true", *overrides, f"paths.output_dir={tmp_path}"])
+        )

@@ -82,6 +82,7 @@ class DataConfig:
     batch_size: int = 128
     eval_batch_size: int = 1000
     seed: int | None = None
+    on_device: bool = True
 
 
 @dataclass
@@ -145,6 +146,15 @@ class PathsConfig:
 
 
 @dataclass
+class CompileConfig:
+    """torch.compile of the model's encoders and decoders."""
+
+    enabled: bool = False
+    backend: str = "inductor"
+    mode: str | None = None
+
+
+@dataclass
 class TrainConfig:
     model: Any = MISSING
     data: Any = MISSING
@@ -162,6 +172,7 @@ class TrainConfig:
     evaluate: bool = True
     evaluation: Any = None
     threads: int | None = None
+    compile: CompileConfig = field(default_factory=lambda: CompileConfig())
 
 
 def sqlite_url(path: str) -> str:
@@ -341,6 +352,8 @@ def validate(cfg: DictConfig) -> None:
         "optimized_metric",
         f"must name a val/ or test/ metric, got {cfg.optimized_metric!r}",
     )
+    if cfg.compile.enabled:
+        _validate_compile(cfg.compile)
     if "caption" in cfg.data:  # COCO
         _require(
             cfg.data.caption in ("first", "random", "all"),
@@ -357,3 +370,22 @@ def validate(cfg: DictConfig) -> None:
             "data.val_fraction",
             f"must be between 0 and 1, got {cfg.data.val_fraction}",
         )
+
+
+def _validate_compile(options: DictConfig) -> None:
+    import torch._dynamo  # slow to import: only when compiling
+
+    backends = torch._dynamo.list_backends(exclude_tags=())  # the debugging ones included
+    _require(
+        options.backend in backends,
+        "compile.backend",
+        f"{options.backend!r} is not one of {backends}",
+    )
+    if options.mode is not None:
+        modes = list(torch._inductor.list_mode_options())
+        _require(
+            options.backend == "inductor",
+            "compile.mode",
+            f"only the inductor backend takes a mode; set compile.mode=null for {options.backend}",
+        )
+        _require(options.mode in modes, "compile.mode", f"{options.mode!r} is not one of {modes}")

@@ -18,6 +18,13 @@ from torch import Tensor
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
 
 
+def at_least_float32(x: Tensor) -> Tensor:
+    """`x` in float32 if autocast gave it less (bf16, fp16), else as it is.
+    Sums over the latent or the pixels and exponentials need float32: bf16's
+    8-bit mantissa gets them visibly wrong."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 @dataclass(frozen=True)
 class DiagGaussian:
     """N(mu, diag(exp(logvar)))."""

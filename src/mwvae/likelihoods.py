@@ -2,7 +2,9 @@
 
 A decoder outputs the distribution's parameters (logits); a likelihood turns
 them into a negative log-likelihood per example and into the decoded value
-that users look at (pixel means, class probabilities).
+that users look at (pixel means, class probabilities). The log-likelihoods
+are computed in float32 at least, whatever precision autocast gave the
+logits: a sum over hundreds of pixels needs more than bf16's 8-bit mantissa.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import math
 import torch.nn.functional as F
 from torch import Tensor
 
+from mwvae.gaussians import at_least_float32
+
 
 class Bernoulli:
     """Independent Bernoulli per pixel (values in [0, 1]); BCE summed over pixels."""
 
     def nll(self, logits: Tensor, target: Tensor) -> Tensor:
-        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        bce = F.binary_cross_entropy_with_logits(at_least_float32(logits), target, reduction="none")
         return bce.flatten(1).sum(1)
 
     def mean(self, logits: Tensor) -> Tensor:
@@ -28,7 +32,7 @@ class Categorical:
     """A class index; the decoded value is the vector of class probabilities."""
 
     def nll(self, logits: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(logits, target, reduction="none")
+        return F.cross_entropy(at_least_float32(logits), target, reduction="none")
 
     def mean(self, logits: Tensor) -> Tensor:
         return logits.softmax(-1)
@@ -39,6 +43,7 @@ class Gaussian:
     decoded value is the mean."""
 
     def nll(self, mean: Tensor, target: Tensor) -> Tensor:
+        # bf16 means (autocast) minus float32 targets: promoted to float32
         return 0.5 * ((target - mean).square() + math.log(2 * math.pi)).flatten(1).sum(1)
 
     def mean(self, mean: Tensor) -> Tensor:

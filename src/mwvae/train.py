@@ -70,6 +70,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     datamodule = instantiate(cfg.data, _recursive_=False)
     model = build_model(cfg)
+    if cfg.compile.enabled:
+        model.compile_networks(backend=cfg.compile.backend, mode=cfg.compile.mode)
     trainer = build_trainer(cfg)
     try:
         metrics = fit_and_evaluate(cfg, model, datamodule, trainer, ckpt_path)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 import pytest
 import torch
+from pytorch_lightning.trainer.states import TrainerStatus
 
 import mwvae.data.captions as captions_module
 from mwvae.data.captions import CaptionEmbedder
@@ -185,3 +187,19 @@ def test_demo_datamodule_generates_its_dataset_once(tmp_path):
     stamp = (root / "annotations" / "captions_train2017.json").stat().st_mtime_ns
     COCODemoDataModule(str(root), str(tmp_path / "cache"), num_train=20, num_val=10).setup()
     assert (root / "annotations" / "captions_train2017.json").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("choice", ["random", "all"])
+def test_a_trainer_on_an_accelerator_gets_batches_on_its_device(coco_root, tmp_path, choice):
+    dm = datamodule(coco_root, tmp_path, caption=choice)
+    on_the_host = list(dm.train_dataloader())
+    dm.trainer = SimpleNamespace(  # a running Trainer; `meta` stands in for a GPU
+        world_size=1,
+        state=SimpleNamespace(status=TrainerStatus.RUNNING),
+        strategy=SimpleNamespace(root_device=torch.device("meta")),
+    )
+    batches = list(dm.train_dataloader())
+    assert len(batches) == len(on_the_host)
+    for batch, same in zip(batches, on_the_host, strict=True):
+        assert {x.device.type for x in batch.values()} == {"meta"}
+        assert {m: x.shape for m, x in batch.items()} == {m: x.shape for m, x in same.items()}

@@ -1,7 +1,10 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
+from pytorch_lightning.trainer.states import TrainerStatus
 
-from mwvae.data import MNISTDataModule
+from mwvae.data import MNIST3DataModule, MNISTDataModule
 
 
 def test_batches_are_image_label_dicts_from_the_cache(mnist_dir):
@@ -32,3 +35,26 @@ def test_bad_arguments_fail_clearly(mnist_dir):
         MNISTDataModule(str(mnist_dir), modalities={"caption": {}})
     with pytest.raises(ValueError, match="torchvision"):
         MNISTDataModule(str(mnist_dir), source="kaggle")
+
+
+def running_trainer_on(device: str) -> SimpleNamespace:
+    return SimpleNamespace(
+        world_size=1,
+        state=SimpleNamespace(status=TrainerStatus.RUNNING),
+        strategy=SimpleNamespace(root_device=torch.device(device)),
+    )
+
+
+@pytest.mark.parametrize("on_device", [True, False])
+def test_a_trainer_on_an_accelerator_gets_loaders_on_its_device(mnist_dir, on_device):
+    datamodule = MNIST3DataModule(
+        str(mnist_dir), subset={"train": 100, "val": 50, "test": 50}, on_device=on_device
+    )
+    datamodule.setup()
+    datamodule.trainer = running_trainer_on("meta")  # `meta` stands in for a GPU
+    expected = "meta" if on_device else "cpu"
+    for loader in (datamodule.train_dataloader(), datamodule.val_dataloader()):
+        batch = next(iter(loader))
+        assert {x.device.type for x in batch.values()} == {expected}
+        assert set(batch) == {"image", "label", "image2"}
+    assert datamodule.splits["train"]["image"].device.type == "cpu"  # copied, not moved

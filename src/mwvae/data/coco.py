@@ -35,7 +35,7 @@ from mwvae.data.coco_source import (
     file_sha256,
     read_annotations,
 )
-from mwvae.data.loader import InMemoryLoader, distributed_shard
+from mwvae.data.loader import InMemoryLoader, distributed_shard, loader_device
 
 log = logging.getLogger(__name__)
 
@@ -100,27 +100,29 @@ class CaptionedImageLoader(InMemoryLoader):
         choice: str,
         shuffle: bool,
         seed: int,
+        device: torch.device | str | None = None,
         **shard,  # rank, world_size, equal_shards: see InMemoryLoader
     ):
-        self.split, self.choice = split, choice
+        self.choice = choice
         self.first, self.count = split.first_caption, torch.bincount(split.owner)
         if choice == "all":
             rows = {"image_row": split.owner, "caption_row": torch.arange(len(split.owner))}
         else:
             rows = {"image_row": torch.arange(len(split.images)), "caption_row": self.first}
-        super().__init__(rows, batch_size, shuffle=shuffle, seed=seed, **shard)
+        super().__init__(rows, batch_size, shuffle=shuffle, seed=seed, device=device, **shard)
+        self.images, self.captions = split.images.to(device), split.captions.to(device)
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        if self.choice == "random":
+        if self.choice == "random":  # drawn on the host, like the order
             draw = torch.rand(len(self.first), generator=self.sampler.generator(stream=11))
-            self.tensors["caption_row"] = self.first + (draw * self.count).long()
+            self.tensors["caption_row"] = (self.first + (draw * self.count).long()).to(self.device)
         return super().__iter__()
 
     def gather(self, index: slice | Tensor) -> dict[str, Tensor]:
         rows = super().gather(index)
         return {
-            "image": self.split.images[rows["image_row"]],
-            "caption": self.split.captions[rows["caption_row"]],
+            "image": self.images[rows["image_row"]],
+            "caption": self.captions[rows["caption_row"]],
         }
 
 
@@ -140,6 +142,8 @@ class COCODataModule(pl.LightningDataModule):
         val_fraction: the share of train2017 images held out for validation
             (a fixed split, the same for every seed).
         subset: optional number of images per split, e.g. {train: 1000}.
+        on_device: under a Trainer on an accelerator, keep the splits on its
+            device (see MNISTDataModule).
     """
 
     MODALITIES = ("image", "caption")
@@ -159,6 +163,7 @@ class COCODataModule(pl.LightningDataModule):
         eval_batch_size: int = 1000,
         subset: dict[str, int | None] | None = None,
         seed: int | None = 0,
+        on_device: bool = True,
     ):
         super().__init__()
         if caption not in CAPTION_CHOICES:
@@ -181,6 +186,7 @@ class COCODataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.subset = dict(subset or {})
         self.seed = 0 if seed is None else seed
+        self.on_device = on_device
         self._embedder: CaptionEmbedder | None = None
         self.captioned: dict[str, CaptionedSplit] = {}
         self.splits: dict[str, dict[str, Tensor]] = {}
@@ -257,8 +263,9 @@ class COCODataModule(pl.LightningDataModule):
 
     def loader(self, split: str, batch_size: int, shuffle: bool, choice: str):
         shard = distributed_shard(self.trainer, training=split == "train")
+        device = loader_device(self.trainer) if self.on_device else None
         return CaptionedImageLoader(
-            self.captioned[split], batch_size, choice, shuffle, self.seed, **shard
+            self.captioned[split], batch_size, choice, shuffle, self.seed, device, **shard
         )
 
     def train_dataloader(self) -> CaptionedImageLoader:

@@ -2,7 +2,9 @@
 
 A `DataLoader` over a `TensorDataset` fetches samples one by one and collates
 them; here a batch is one indexing operation per modality, which is what
-keeps the Trainer close to a plain PyTorch loop.
+keeps the Trainer close to a plain PyTorch loop. On an accelerator the
+tensors live on the device: a batch is a gather there, and Lightning's
+batch transfer has nothing left to copy.
 """
 
 from __future__ import annotations
@@ -62,11 +64,13 @@ class InMemoryLoader:
         rank: int = 0,
         world_size: int = 1,
         equal_shards: bool = True,
+        device: torch.device | str | None = None,
     ):
         sizes = {len(t) for t in tensors.values()}
         if len(sizes) != 1:
             raise ValueError(f"all modalities need the same number of examples, got {sizes}")
-        self.tensors = tensors
+        self.device = device  # None: where the tensors are
+        self.tensors = {m: t.to(device) for m, t in tensors.items()}
         self.size = sizes.pop()
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not within a world of {world_size} processes")
@@ -103,6 +107,8 @@ class InMemoryLoader:
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         order = self.shard()
+        if order is not None:
+            order = order.to(self.device)
         for i in range(len(self)):
             start, stop = i * self.batch_size, min((i + 1) * self.batch_size, self.shard_size)
             yield self.gather(slice(start, stop) if order is None else order[start:stop])
@@ -120,6 +126,15 @@ def distributed_shard(trainer, training: bool) -> dict:
     if trainer is None or trainer.world_size == 1 or trainer.state.status != TrainerStatus.RUNNING:
         return {}
     return {"rank": trainer.global_rank, "world_size": trainer.world_size, "equal_shards": training}
+
+
+def loader_device(trainer) -> torch.device | None:
+    """Where the loaders a running Trainer asks for keep their tensors: its
+    accelerator, or None (where they are) on the CPU and outside a run."""
+    if trainer is None or trainer.state.status != TrainerStatus.RUNNING:
+        return None
+    device = trainer.strategy.root_device
+    return None if device.type == "cpu" else device
 
 
 def partners_within_class(classes: Tensor, generator: torch.Generator) -> Tensor:
@@ -142,11 +157,15 @@ class ClassPairedLoader(InMemoryLoader):
         self, tensors, batch_size, *, source: str, pair_name: str, class_key: str, **kwargs
     ):
         super().__init__(tensors, batch_size, **kwargs)
-        self.source, self.pair_name, self.class_key = source, pair_name, class_key
+        self.source, self.pair_name = source, pair_name
+        # Each epoch's pairs are drawn from the classes as given (in host memory
+        # in the DataModules), like the order: `nonzero` on an accelerator
+        # would make the host wait for it.
+        self.classes = tensors[class_key]
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         generator = self.sampler.generator(stream=7)
-        self.partners = partners_within_class(self.tensors[self.class_key], generator)
+        self.partners = partners_within_class(self.classes, generator).to(self.device)
         return super().__iter__()
 
     def gather(self, index: slice | Tensor) -> dict[str, Tensor]:

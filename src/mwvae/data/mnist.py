@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from mwvae.data.cache import cached_tensors
-from mwvae.data.loader import ClassPairedLoader, InMemoryLoader, distributed_shard
+from mwvae.data.loader import ClassPairedLoader, InMemoryLoader, distributed_shard, loader_device
 from mwvae.data.mnist_source import READERS, SPLITS
 
 
@@ -24,6 +24,9 @@ class MNISTDataModule(pl.LightningDataModule):
         binarize: threshold pixels at 0.5 (fixed binarization) instead of
             keeping grey levels.
         subset: optional number of examples per split, e.g. {train: 1000}.
+        on_device: under a Trainer on an accelerator, keep the splits on its
+            device (batches are gathered there); false keeps them in host
+            memory and copies each batch.
     """
 
     MODALITIES = ("image", "label")
@@ -38,6 +41,7 @@ class MNISTDataModule(pl.LightningDataModule):
         binarize: bool = False,
         subset: dict[str, int] | None = None,
         seed: int | None = 0,
+        on_device: bool = True,
     ):
         super().__init__()
         if source not in READERS:
@@ -53,6 +57,7 @@ class MNISTDataModule(pl.LightningDataModule):
         self.source, self.binarize = source, binarize
         self.subset = dict(subset or {})
         self.seed = 0 if seed is None else seed
+        self.on_device = on_device
         self.splits: dict[str, dict[str, torch.Tensor]] = {}
 
     @property
@@ -84,9 +89,10 @@ class MNISTDataModule(pl.LightningDataModule):
         return InMemoryLoader(self.splits[split], batch_size, **self.loader_options(split, shuffle))
 
     def loader_options(self, split: str, shuffle: bool) -> dict:
-        """Order and, under DDP, this rank's shard of the split."""
+        """Order, the device of a running Trainer and, under DDP, this rank's shard."""
         shard = distributed_shard(self.trainer, training=split == "train")
-        return {"shuffle": shuffle, "seed": self.seed, **shard}
+        device = loader_device(self.trainer) if self.on_device else None
+        return {"shuffle": shuffle, "seed": self.seed, "device": device, **shard}
 
     def train_dataloader(self) -> InMemoryLoader:
         return self.loader("train", self.batch_size, shuffle=True)

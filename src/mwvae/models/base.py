@@ -128,6 +128,15 @@ class MultimodalVAE(pl.LightningModule):
         self.recon_weights = {m: float(spec.get("weight", 1.0)) for m, spec in modalities.items()}
         self._epoch_means = RunningMeans()
 
+    def compile_networks(self, **options: Any) -> None:
+        """torch.compile every encoder and decoder in place (`nn.Module.compile`),
+        with torch.compile's `options`. The objective around them stays eager:
+        it reads the step and the epoch, on which compiled code would specialise.
+        The parameters keep their names, so checkpoints load into an uncompiled
+        model."""
+        for network in [*self.encoders.values(), *self.decoders.values()]:
+            network.compile(**options)
+
     def code_dim(self, modality: str) -> int:
         """Size of the code that modality's encoder outputs and decoder reads."""
         return self.hparams.latent_dim

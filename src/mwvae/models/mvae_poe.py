@@ -10,6 +10,7 @@ trained, the baseline the paper shows (Figs. 8-9).
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import torch
@@ -28,6 +29,10 @@ class MVAEPoE(MultimodalVAE):
         **kwargs,
     ):
         super().__init__(modalities, latent_dim, **kwargs)
+        # The subsets steer Python control flow, so Python's generator draws
+        # them: reading a tensor's value at every step would make the host wait
+        # for the device. Seeded by torch's seed, so seeded runs repeat.
+        self.subset_rng = random.Random(torch.initial_seed())
 
     def fuse(self, posteriors: dict[str, DiagGaussian]) -> DiagGaussian:
         return product_of_experts(list(posteriors.values()), prior_expert=True)
@@ -38,8 +43,8 @@ class MVAEPoE(MultimodalVAE):
         subsets = [[m] for m in names]
         if len(names) > 2:
             for _ in range(self.hparams.num_random_subsets):
-                size = int(torch.randint(2, len(names), ()))
-                chosen = torch.randperm(len(names))[:size].tolist()
+                size = self.subset_rng.randrange(2, len(names))
+                chosen = self.subset_rng.sample(range(len(names)), size)
                 subsets.append([names[i] for i in sorted(chosen)])
         return subsets
 

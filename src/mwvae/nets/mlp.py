@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from mwvae.gaussians import LOGVAR_MAX, LOGVAR_MIN, DiagGaussian
+from mwvae.gaussians import LOGVAR_MAX, LOGVAR_MIN, DiagGaussian, at_least_float32
 
 
 def mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -29,7 +29,9 @@ class GaussianHead(nn.Module):
         self.linear = nn.Linear(in_features, 2 * latent_dim)
 
     def forward(self, h: Tensor) -> DiagGaussian:
-        mu, logvar = self.linear(h).chunk(2, dim=-1)
+        # The KL, W2, product-of-experts and mixture terms sum and exponentiate
+        # these: float32 even when autocast computes the layer in bf16.
+        mu, logvar = at_least_float32(self.linear(h)).chunk(2, dim=-1)
         return DiagGaussian(mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX))
 
 
