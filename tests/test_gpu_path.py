@@ -132,6 +132,9 @@ def test_no_training_step_waits_for_the_device_between_logging_steps(tmp_path, m
         "+trainer.limit_val_batches=1",
         f"trainer.log_every_n_steps={LOG_EVERY}",
         "callbacks.progress_bar.refresh_rate=1",  # the default refreshes every 25 steps
+        # The NaN guard as on an accelerator: it reads the loss at logging steps only
+        # (on the CPU, `auto` reads it every step: a CPU value is there without waiting).
+        "callbacks.nonfinite.check=log_steps",
     )
     datamodule, model, trainer = fit_parts(cfg)
     waits = HostWaits()

@@ -6,6 +6,8 @@ import csv
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
+from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_only
 
 
@@ -59,3 +61,108 @@ class MetricHistory(pl.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.rows = list(state_dict.get("rows", []))
+
+
+class InterruptedCheckpoint(pl.Callback):
+    """Saves the whole training state to `<dirpath>/<filename>.ckpt` when fit
+    stops on an exception: SIGTERM (SLURM pre-emption; Lightning raises
+    SIGTERMException after the batch under way), Ctrl-C, a crash. Mid-epoch
+    included: the loop counters and the training loader's position are in it
+    (see `InMemoryLoader.state_dict`). A fit that completes removes the file.
+    `ckpt_path=last` resumes from the newer of it and last.ckpt
+    (`mwvae.train.resolve_ckpt_path`).
+
+    Lightning's `OnExceptionCheckpoint` saves the same way, but its presence
+    turns `fit(ckpt_path=None)` into resuming from the folder's newest
+    checkpoint; with this one `ckpt_path: null` keeps meaning a fresh start.
+    Exceptions of `validate`/`test` save nothing (the model then holds the
+    best checkpoint's weights, not the training state).
+    """
+
+    def __init__(self, dirpath: str, filename: str = "interrupted"):
+        self.path = Path(dirpath) / f"{filename}.ckpt"
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            trainer.save_checkpoint(self.path)
+
+    def teardown(self, trainer, pl_module, stage) -> None:
+        if stage == TrainerFn.FITTING:  # reached only when fit completed
+            trainer.strategy.remove_checkpoint(self.path)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the message names the step,
+    the non-finite terms and where the last good state was saved."""
+
+
+NONFINITE_CHECKS = ("auto", "every_step", "log_steps")
+
+
+class NonFiniteGuard(pl.Callback):
+    """Stops training when the loss is not finite, after saving the state from
+    before the bad update.
+
+    It runs after the backward pass and before the optimizer step, so the
+    parameters it saves (`<dirpath>/nonfinite-step<N>.ckpt`) are those the
+    previous step left. It reads the terms of the step's objective that the
+    model keeps (`last_training_terms`, tensors).
+
+    Reading a value makes the host wait for an accelerator, so `check` says when:
+    `every_step`; `log_steps`, only at the steps the loggers write (every
+    `trainer.log_every_n_steps`, which read the metrics anyway), where the
+    first bad step may lie up to that many steps earlier and the saved state
+    may already be non-finite; `auto`, every step on the CPU (a CPU tensor's
+    value is there without waiting) and at logging steps on an accelerator.
+    """
+
+    def __init__(self, dirpath: str, check: str = "auto"):
+        if check not in NONFINITE_CHECKS:
+            raise ValueError(f"check: {check!r} is not one of {list(NONFINITE_CHECKS)}")
+        self.dirpath = Path(dirpath)
+        self.check = check
+
+    def mode(self, pl_module: pl.LightningModule) -> str:
+        if self.check != "auto":
+            return self.check
+        return "every_step" if pl_module.device.type == "cpu" else "log_steps"
+
+    def due(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
+        if self.mode(pl_module) == "every_step":
+            return True
+        return (trainer.global_step + 1) % trainer.log_every_n_steps == 0
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        terms = getattr(pl_module, "last_training_terms", None)
+        if not terms or not self.due(trainer, pl_module):
+            return
+        finite = bool(torch.isfinite(terms["loss"].detach()).all())  # the one read
+        # Every rank stops together (a rank alone in save_checkpoint would wait forever).
+        if not trainer.strategy.reduce_boolean_decision(not finite, all=False):
+            return
+        step = trainer.global_step
+        path = self.dirpath / f"nonfinite-step{step}.ckpt"
+        trainer.save_checkpoint(path, weights_only=False)  # resumable: optimizer state too
+        raise NonFiniteLossError(self.message(step, terms, path, pl_module, trainer))
+
+    def message(self, step, terms, path, pl_module, trainer) -> str:
+        loss = float(terms["loss"].detach().float().mean())
+        bad = [
+            f"{name}={float(value.detach().float().mean()):g}"
+            for name, value in terms.items()
+            if name not in ("loss", "elbo") and not bool(torch.isfinite(value.detach()).all())
+        ]
+        text = (
+            f"step {step}: the training loss is not finite ({loss:g}); "
+            f"non-finite terms: {', '.join(bad) or 'none (check the gradients and the data)'}. "
+            f"The last good state (the parameters before this step's update) is saved at {path}. "
+            "Lower the learning rate (model.optimizer.lr), set trainer.gradient_clip_val "
+            "(e.g. 1.0), or look for nan/inf values in the data."
+        )
+        if self.mode(pl_module) == "log_steps":
+            text += (
+                f" Checked every {trainer.log_every_n_steps} steps only: the first bad step may "
+                "be earlier and the saved state already non-finite; "
+                "callbacks.nonfinite.check=every_step checks every step."
+            )
+        return text

@@ -166,6 +166,7 @@ class TrainConfig:
     task_name: str = "train"
     seed: int | None = 42
     ckpt_path: str | None = None
+    skip_finished: bool = True
     tags: list[str] = field(default_factory=list)
     optimized_metric: str = "val/loss"
     figures: bool = True
@@ -352,6 +353,7 @@ def validate(cfg: DictConfig) -> None:
         "optimized_metric",
         f"must name a val/ or test/ metric, got {cfg.optimized_metric!r}",
     )
+    _validate_gradient_clipping(cfg.trainer)
     if cfg.compile.enabled:
         _validate_compile(cfg.compile)
     if "caption" in cfg.data:  # COCO
@@ -370,6 +372,25 @@ def validate(cfg: DictConfig) -> None:
             "data.val_fraction",
             f"must be between 0 and 1, got {cfg.data.val_fraction}",
         )
+
+
+GRADIENT_CLIP_ALGORITHMS = ("norm", "value")
+
+
+def _validate_gradient_clipping(trainer: DictConfig) -> None:
+    value = trainer.get("gradient_clip_val")
+    _require(
+        value is None
+        or (isinstance(value, int | float) and not isinstance(value, bool) and value >= 0),
+        "trainer.gradient_clip_val",
+        f"must be a number >= 0 or null (no clipping), got {value!r}",
+    )
+    algorithm = trainer.get("gradient_clip_algorithm")
+    _require(
+        algorithm is None or algorithm in GRADIENT_CLIP_ALGORITHMS,
+        "trainer.gradient_clip_algorithm",
+        f"{algorithm!r} is not one of {list(GRADIENT_CLIP_ALGORITHMS)}",
+    )
 
 
 def _validate_compile(options: DictConfig) -> None:

@@ -37,7 +37,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import track
 
-from mwvae import load_model
+from mwvae import UntrustedFileError, check_targets, load_model
 from mwvae.data.coco import CaptionedSplit
 from mwvae.evaluation.classifier import load_classifier
 from mwvae.evaluation.coherence import (
@@ -374,8 +374,12 @@ def run_config(ckpt_path: Path) -> DictConfig:
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    model = load_model(cfg.ckpt_path)
-    run = run_config(cfg.ckpt_path)
+    try:
+        model = load_model(cfg.ckpt_path)
+        run = run_config(cfg.ckpt_path)
+        check_targets(OmegaConf.to_container(run.data), "the run folder's config.yaml")
+    except UntrustedFileError as error:
+        raise SystemExit(f"error: {error}") from None
     datamodule = instantiate(run.data, _recursive_=False)
     output_dir = Path(cfg.output_dir or Path(cfg.ckpt_path).resolve().parent.parent / "eval")
     settings = OmegaConf.to_container(cfg.settings, resolve=True)

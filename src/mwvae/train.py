@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
+import signal
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from mwvae import unsafe_checkpoint_message
+from mwvae.callbacks import NonFiniteLossError
 from mwvae.config import ConfigError, register_configs, validate
 from mwvae.data.mnist_source import DatasetMissingError
 from mwvae.eval import evaluate
@@ -45,9 +52,20 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """`last` means this run folder's last checkpoint (resume in place)."""
+    """`last` resumes in place: the newer of this run folder's `last.ckpt`
+    (ModelCheckpoint, every epoch end) and `interrupted.ckpt` (written by
+    `mwvae.callbacks.InterruptedCheckpoint` when fit stops on an exception,
+    e.g. SIGTERM mid-epoch; removed when a fit completes). With neither (a job killed
+    before its first epoch ended, or never started) the run starts fresh. An
+    explicit path must exist."""
     if ckpt_path == "last":
-        ckpt_path = str(output_dir / "checkpoints" / "last.ckpt")
+        folder = output_dir / "checkpoints"
+        candidates = [p for p in (folder / "last.ckpt", folder / "interrupted.ckpt") if p.exists()]
+        if not candidates:
+            log.info("ckpt_path=last: no checkpoint in %s yet, training from the start", folder)
+            return None
+        ckpt_path = str(max(candidates, key=lambda p: p.stat().st_mtime_ns))
+        log.info("Resuming from %s", ckpt_path)
     if ckpt_path is not None and not Path(ckpt_path).exists():
         raise ConfigError(f"ckpt_path: {ckpt_path} does not exist")
     return ckpt_path
@@ -173,12 +191,35 @@ def finish_loggers(trainer: pl.Trainer, exit_code: int = 0) -> None:
             experiment.finish(exit_code=exit_code)
 
 
+def finished_metrics(cfg: DictConfig) -> dict[str, float] | None:
+    """The metrics of a multirun job that already finished (its folder has
+    metrics.json) when `skip_finished` is on: a re-launched sweep then runs
+    only the jobs that did not finish. None: train."""
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    if not cfg.get("skip_finished") or hydra_cfg is None or hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    path = Path(cfg.paths.output_dir) / "metrics.json"
+    if not path.exists():
+        return None
+    log.info("Skipping job %s: it finished already (%s)", hydra_cfg.job.num, path)
+    return json.loads(path.read_text())
+
+
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    if (finished := finished_metrics(cfg)) is not None:
+        return finished.get(cfg.optimized_metric)
     try:
         metrics, objects = train(cfg)
-    except (ConfigError, DatasetMissingError) as error:
+    except (ConfigError, DatasetMissingError, NonFiniteLossError) as error:
         raise SystemExit(f"error: {error}") from None
+    except pickle.UnpicklingError:  # Lightning reads ckpt_path with weights_only=True
+        raise SystemExit(f"error: {unsafe_checkpoint_message(cfg.ckpt_path)}") from None
+    except SIGTERMException:
+        # Stopped by SIGTERM (e.g. pre-emption) after saving checkpoints/interrupted.ckpt:
+        # exit as a process killed by it would, not as a success.
+        log.warning("Stopped by SIGTERM; resume with ckpt_path=last in this run folder")
+        raise SystemExit(128 + signal.SIGTERM) from None
     if not objects["trainer"].is_global_zero:
         return None  # under DDP only rank zero evaluates, so only it has every metric
     if cfg.optimized_metric not in metrics:

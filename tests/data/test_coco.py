@@ -11,8 +11,14 @@ import torch
 from pytorch_lightning.trainer.states import TrainerStatus
 
 import mwvae.data.captions as captions_module
+from mwvae.data.cache import save_tensors
 from mwvae.data.captions import CaptionEmbedder
-from mwvae.data.coco import COCODataModule, COCODemoDataModule, embedding_cache_key
+from mwvae.data.coco import (
+    COCODataModule,
+    COCODemoDataModule,
+    cached_caption_embeddings,
+    embedding_cache_key,
+)
 from mwvae.data.coco_demo import generate_coco_demo
 from mwvae.data.coco_source import load_image, read_annotations
 from mwvae.data.mnist_source import DatasetMissingError
@@ -203,3 +209,47 @@ def test_a_trainer_on_an_accelerator_gets_batches_on_its_device(coco_root, tmp_p
     for batch, same in zip(batches, on_the_host, strict=True):
         assert {x.device.type for x in batch.values()} == {"meta"}
         assert {m: x.shape for m, x in batch.items()} == {m: x.shape for m, x in same.items()}
+
+
+class FakeEmbedder:
+    """A quick stand-in for the language model: a few numbers per caption."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        self.calls += 1
+        return torch.tensor([[len(t), t.count(" "), sum(map(ord, t)) % 97] for t in texts]).float()
+
+
+def caption_cache(coco_root, cache_dir, embed):
+    path = coco_root / "annotations" / "captions_val2017.json"
+    settings = {"model": "fake", "pooling": "mean", "max_length": 8}
+    embeddings = cached_caption_embeddings(path, read_annotations(path), settings, cache_dir, embed)
+    (cache,) = cache_dir.glob("coco_captions_*.safetensors")
+    return embeddings, cache
+
+
+def test_a_truncated_caption_cache_is_embedded_again_with_a_warning(coco_root, tmp_path):
+    embed = FakeEmbedder()
+    first, cache = caption_cache(coco_root, tmp_path, embed)
+    cache.write_bytes(cache.read_bytes()[:-7])
+    with pytest.warns(UserWarning, match="unreadable.*rebuilding"):
+        again, _ = caption_cache(coco_root, tmp_path, embed)
+    assert embed.calls == 2
+    torch.testing.assert_close(again, first)
+    caption_cache(coco_root, tmp_path, embed)
+    assert embed.calls == 2  # whole again: loaded
+
+
+def test_a_caption_cache_with_the_wrong_number_of_rows_is_embedded_again(coco_root, tmp_path):
+    embed = FakeEmbedder()
+    first, cache = caption_cache(coco_root, tmp_path, embed)
+    save_tensors(cache, {"embeddings": first[:-1]})  # internally consistent, one row short
+    with pytest.warns(
+        UserWarning,
+        match=rf"\({len(first) - 1}, 3\), not torch.float32 \({len(first)}, \*\).*rebuilding",
+    ):
+        again, _ = caption_cache(coco_root, tmp_path, embed)
+    assert embed.calls == 2
+    torch.testing.assert_close(again, first)

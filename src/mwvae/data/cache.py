@@ -2,12 +2,14 @@
 
 A cache is one safetensors file (no pickle, so loading it cannot run code)
 whose metadata holds a SHA-256 of its tensors. A truncated or altered file
-fails verification and is rebuilt by the caller; a file lock keeps parallel
-jobs from building the same cache at once.
+fails verification and is rebuilt by the caller, and so does a file whose
+tensors are not the keys, shapes and dtypes the caller expects (`layout`); a
+file lock keeps parallel jobs from building the same cache at once.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from collections.abc import Callable
@@ -15,10 +17,12 @@ from pathlib import Path
 
 import torch
 from filelock import FileLock
-from pytorch_lightning.utilities import rank_zero_warn
+from lightning_utilities.core.rank_zero import rank_zero_warn  # what Lightning re-exports
 from safetensors.torch import load_file, safe_open, save_file
 
 Tensors = dict[str, torch.Tensor]
+# key -> (shape, dtype) a cache must hold; None in a shape matches any size.
+Layout = dict[str, tuple[tuple[int | None, ...], torch.dtype]]
 
 
 class CorruptCacheError(RuntimeError):
@@ -37,9 +41,32 @@ def tensors_digest(tensors: Tensors) -> str:
 def save_tensors(path: Path, tensors: Tensors, metadata: dict[str, str] | None = None) -> None:
     """Write to a temporary file, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, tmp, metadata={**(metadata or {}), "sha256": tensors_digest(tensors)})
-    os.replace(tmp, path)
+    tmp = temporary_path(path)
+    try:
+        save_file(tensors, tmp, metadata={**(metadata or {}), "sha256": tensors_digest(tensors)})
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, an interruption: leave no half-written file behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def temporary_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def layout_problem(tensors: Tensors, layout: Layout) -> str | None:
+    """How `tensors` differ from `layout` (keys, shapes, dtypes), or None."""
+    if set(tensors) != set(layout):
+        return f"holds the keys {sorted(tensors)}, not {sorted(layout)}"
+    for key, (shape, dtype) in layout.items():
+        value = tensors[key]
+        fits = len(value.shape) == len(shape) and all(
+            want is None or want == size for want, size in zip(shape, value.shape, strict=True)
+        )
+        if not fits or value.dtype != dtype:
+            wanted = str(tuple("*" if size is None else size for size in shape)).replace("'", "")
+            return f"holds '{key}' as {value.dtype} {tuple(value.shape)}, not {dtype} {wanted}"
+    return None
 
 
 def load_tensors(path: Path) -> tuple[Tensors, dict[str, str]]:
@@ -56,17 +83,30 @@ def load_tensors(path: Path) -> tuple[Tensors, dict[str, str]]:
 
 
 def cached_tensors(
-    path: Path, build: Callable[[], Tensors], metadata: dict[str, str] | None = None
+    path: Path,
+    build: Callable[[], Tensors],
+    metadata: dict[str, str] | None = None,
+    layout: Layout | None = None,
 ) -> Tensors:
     """Load the cache at `path`, building (or rebuilding) it with `build()` if
-    it is missing or corrupt."""
+    it is missing, corrupt, or (given a `layout`) does not hold those tensors."""
     path = Path(path)
     with FileLock(str(path) + ".lock"):
         if path.exists():
             try:
-                return load_tensors(path)[0]
+                tensors = load_tensors(path)[0]
+                problem = layout_problem(tensors, layout) if layout is not None else None
+                if problem is None:
+                    return tensors
+                raise CorruptCacheError(f"{path} {problem}")
             except CorruptCacheError as error:
                 rank_zero_warn(f"{error}; rebuilding it.")
+        # Under the lock, a temporary file of this cache is a dead job's leftover.
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
         tensors = build()
+        problem = layout_problem(tensors, layout) if layout is not None else None
+        if problem is not None:
+            raise RuntimeError(f"building {path} gave tensors that do not fit: it {problem}")
         save_tensors(path, tensors, metadata)
         return tensors

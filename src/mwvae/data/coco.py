@@ -82,9 +82,8 @@ def cached_caption_embeddings(
         Path(cache_dir) / f"coco_captions_{path.stem}_{key}.safetensors",
         lambda: {"embeddings": embed(texts)},
         {k: str(v) for k, v in embedding.items() if k in ("model", "pooling", "max_length")},
+        layout={"embeddings": ((len(texts), None), torch.float32)},  # one row per caption
     )
-    if len(cache["embeddings"]) != len(texts):
-        raise RuntimeError(f"the caption cache of {path} has the wrong number of rows; delete it")
     return cache["embeddings"]
 
 
@@ -113,10 +112,11 @@ class CaptionedImageLoader(InMemoryLoader):
         self.images, self.captions = split.images.to(device), split.captions.to(device)
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        # A generator: the captions are drawn at the first batch, once `set_epoch` ran.
         if self.choice == "random":  # drawn on the host, like the order
             draw = torch.rand(len(self.first), generator=self.sampler.generator(stream=11))
             self.tensors["caption_row"] = (self.first + (draw * self.count).long()).to(self.device)
-        return super().__iter__()
+        yield from super().__iter__()
 
     def gather(self, index: slice | Tensor) -> dict[str, Tensor]:
         rows = super().gather(index)

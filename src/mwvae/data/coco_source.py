@@ -147,6 +147,10 @@ def cached_images(
         Path(cache_dir) / f"coco_images_{folder}_{size}px_{key}.safetensors",
         lambda: decode_images(paths, size, f"Downsampling {folder} to {size}x{size}"),
         {"root": str(root), "folder": folder, "size": str(size)},
+        layout={
+            "images": ((None, 3, size, size), torch.uint8),
+            "readable": ((len(paths),), torch.bool),
+        },
     )
     unreadable = int((~images["readable"]).sum())
     if unreadable:

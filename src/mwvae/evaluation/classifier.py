@@ -2,7 +2,8 @@
 
 A small CNN, trained once per machine on the training split and cached as a
 verified safetensors file next to the data (rebuilt, with a warning, if the
-file is missing, truncated or altered). Its test accuracy is stored with it.
+file is missing, truncated, altered or holds other tensors than the network's).
+Its test accuracy is stored with it.
 """
 
 from __future__ import annotations
@@ -80,8 +81,12 @@ def load_classifier(datamodule) -> DigitClassifier:
             raise RuntimeError(f"the digit classifier reached only {test:.4f} test accuracy")
         return {**classifier.state_dict(), "test_accuracy": torch.tensor(test)}
 
-    state = dict(cached_tensors(path, build))
     classifier = DigitClassifier()
+    layout = {
+        key: (tuple(value.shape), value.dtype) for key, value in classifier.state_dict().items()
+    }
+    layout["test_accuracy"] = ((), torch.float32)
+    state = dict(cached_tensors(path, build, layout=layout))
     classifier.test_accuracy = float(state.pop("test_accuracy"))
     classifier.load_state_dict(state)
     return classifier.eval()

@@ -13,6 +13,7 @@ decoders -> per-modality likelihoods -> named loss terms -> logged metrics.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -83,6 +84,12 @@ class RunningMeans:
         return dict(zip(self.names, self.sums / self.count, strict=True))
 
 
+def derived_seed(*parts: int | str) -> int:
+    """A 63-bit seed determined by `parts` alone (e.g. run seed, stream, step)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
 def nonempty_subsets(names: list[str]) -> list[tuple[str, ...]]:
     """Every non-empty subset of `names`, smallest first."""
     return [s for size in range(1, len(names) + 1) for s in itertools.combinations(names, size)]
@@ -127,6 +134,9 @@ class MultimodalVAE(pl.LightningModule):
         }
         self.recon_weights = {m: float(spec.get("weight", 1.0)) for m, spec in modalities.items()}
         self._epoch_means = RunningMeans()
+        # The run's seed (what `pl.seed_everything` set), kept in checkpoints: the
+        # random draws of every step derive from it, not from the RNG's history.
+        self.rng_seed = torch.initial_seed()
 
     def compile_networks(self, **options: Any) -> None:
         """torch.compile every encoder and decoder in place (`nn.Module.compile`),
@@ -277,6 +287,8 @@ class MultimodalVAE(pl.LightningModule):
         metrics = terms.as_metrics()
         batch_size = len(next(iter(batch.values())))
         if stage == "train":
+            # For `mwvae.callbacks.NonFiniteGuard` (tensors: reading them is its call).
+            self.last_training_terms = {k: v.detach() for k, v in metrics.items()}
             self._log_training(metrics, batch_size)
         else:
             metrics.update(self.cross_modal_accuracy(batch))
@@ -296,6 +308,28 @@ class MultimodalVAE(pl.LightningModule):
             return
         metrics["beta"] = torch.tensor(self.beta_now)
         self.log_dict({f"train/{k}": v for k, v in metrics.items()}, on_step=True, on_epoch=False)
+
+    # Random streams. Sampling uses torch's global RNG (rsample), so it is
+    # reseeded from (run seed, stage, step or epoch, rank) where each stage
+    # starts: a run resumed from any checkpoint draws what an uninterrupted run
+    # draws, and validation never depends on what ran before it. `manual_seed`
+    # sets the generators' state on the host: no device synchronisation.
+    def reseed(self, *parts: int | str) -> None:
+        seed = derived_seed(self.rng_seed, *parts, self.global_rank)
+        torch.manual_seed(seed)
+        self.on_reseed(seed)
+
+    def on_reseed(self, seed: int) -> None:
+        """Reseed the model's own generators (none in the base)."""
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        self.reseed("train", self.global_step)
+
+    def on_validation_epoch_start(self) -> None:
+        self.reseed("val", self.current_epoch)
+
+    def on_test_epoch_start(self) -> None:
+        self.reseed("test", self.current_epoch)
 
     def on_train_epoch_start(self) -> None:
         self._epoch_means = RunningMeans()
@@ -338,3 +372,8 @@ class MultimodalVAE(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lets `mwvae.load_model` rebuild the right class from the file alone.
         checkpoint["mwvae_model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        checkpoint["mwvae_rng_seed"] = self.rng_seed
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A resumed run keeps the random streams of the run it continues.
+        self.rng_seed = checkpoint.get("mwvae_rng_seed", self.rng_seed)

@@ -31,8 +31,12 @@ class MVAEPoE(MultimodalVAE):
         super().__init__(modalities, latent_dim, **kwargs)
         # The subsets steer Python control flow, so Python's generator draws
         # them: reading a tensor's value at every step would make the host wait
-        # for the device. Seeded by torch's seed, so seeded runs repeat.
+        # for the device. Reseeded with torch's generator at every step (see
+        # `MultimodalVAE.reseed`), so seeded and resumed runs repeat.
         self.subset_rng = random.Random(torch.initial_seed())
+
+    def on_reseed(self, seed: int) -> None:
+        self.subset_rng.seed(seed)
 
     def fuse(self, posteriors: dict[str, DiagGaussian]) -> DiagGaussian:
         return product_of_experts(list(posteriors.values()), prior_expert=True)
