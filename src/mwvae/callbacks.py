@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -136,7 +137,7 @@ class NonFiniteGuard(pl.Callback):
         terms = getattr(pl_module, "last_training_terms", None)
         if not terms or not self.due(trainer, pl_module):
             return
-        finite = bool(torch.isfinite(terms["loss"].detach()).all())  # the one read
+        finite = math.isfinite(terms["loss"].item())  # the one read (the loss is a scalar)
         # Every rank stops together (a rank alone in save_checkpoint would wait forever).
         if not trainer.strategy.reduce_boolean_decision(not finite, all=False):
             return

@@ -316,7 +316,11 @@ class MultimodalVAE(pl.LightningModule):
     # sets the generators' state on the host: no device synchronisation.
     def reseed(self, *parts: int | str) -> None:
         seed = derived_seed(self.rng_seed, *parts, self.global_rank)
-        torch.manual_seed(seed)
+        # Only the generators this module draws from: `torch.manual_seed` seeds
+        # every backend's and cost ~0.7 ms a step here (5% of a small model's step).
+        torch.default_generator.manual_seed(seed)
+        if self.device.type != "cpu":
+            torch.get_device_module(self.device.type).manual_seed(seed)
         self.on_reseed(seed)
 
     def on_reseed(self, seed: int) -> None:
