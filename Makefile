@@ -49,7 +49,7 @@ format: install ## Format the code and fix what ruff can
 	$(VENV)/bin/ruff format src tests experiments
 	$(VENV)/bin/ruff check --fix src tests experiments
 
-bench: install ## The benchmark suite (~12 min on 2 cores); dated report in experiments/bench/reports/
+bench: install ## The benchmark suite (~8 min on 2 cores); dated report in experiments/bench/reports/
 	$(PY) experiments/bench/run.py $(ARGS)
 
 compare: install ## Train the baselines and peers over 3 seeds (hours on a CPU), tabulate into $(SWEEP)/results.md
