@@ -214,7 +214,8 @@ def main(cfg: DictConfig) -> float | None:
     except (ConfigError, DatasetMissingError, NonFiniteLossError) as error:
         raise SystemExit(f"error: {error}") from None
     except pickle.UnpicklingError:  # Lightning reads ckpt_path with weights_only=True
-        raise SystemExit(f"error: {unsafe_checkpoint_message(cfg.ckpt_path)}") from None
+        path = resolve_ckpt_path(cfg.ckpt_path, Path(cfg.paths.output_dir))  # `last` named
+        raise SystemExit(f"error: {unsafe_checkpoint_message(path)}") from None
     except SIGTERMException:
         # Stopped by SIGTERM (e.g. pre-emption) after saving checkpoints/interrupted.ckpt:
         # exit as a process killed by it would, not as a success.
