@@ -11,9 +11,10 @@ ARGS ?=
 
 COMPARE_MODELS := mvae_poe_paper,mvae_poe,m_vae,mw_vae,fmw_vae,jmvae,mmvae,mopoe
 SWEEP := outputs/compare/$(shell date +%Y-%m-%d_%H-%M-%S)
+WEAK := outputs/weak/$(shell date +%Y-%m-%d_%H-%M-%S)
 
 .PHONY: help install data train test test-slow lint format bench compare sweep coco-demo \
-	exp-mvae-poe exp-m-vae exp-mw-vae exp-fmw-vae exp-coco clean
+	exp-mvae-poe exp-m-vae exp-mw-vae exp-fmw-vae exp-weak exp-coco clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -70,6 +71,10 @@ exp-mw-vae: install ## The paper's MW-VAE on MNIST (Figs. 12-13)
 
 exp-fmw-vae: install ## The paper's FMW-VAE on MNIST (Figs. 15-16)
 	$(PY) -m mwvae.train experiment=fmw_vae_mnist $(ARGS)
+
+exp-weak: install ## Weak supervision: 6 models x paired fractions 1-0.001 on MNIST (hours on a CPU); table and plot in $(WEAK)
+	$(PY) -m mwvae.train -m experiment=weak_mnist hydra.sweep.dir=$(WEAK) $(ARGS)
+	$(PY) experiments/weak_supervision.py $(WEAK) | tee $(WEAK)/results.md
 
 coco-demo: install ## Generate the offline COCO-format demo, train MW-VAE on it, evaluate (retrieval, figures)
 	$(PY) -m mwvae.train experiment=coco_demo $(ARGS)

@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from hydra.utils import get_class
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict
 
 from mwvae.likelihoods import LIKELIHOODS
@@ -83,6 +84,8 @@ class DataConfig:
     eval_batch_size: int = 1000
     seed: int | None = None
     on_device: bool = True
+    paired_fraction: float = 1.0
+    unpaired_keep: str = "random"
 
 
 @dataclass
@@ -354,6 +357,7 @@ def validate(cfg: DictConfig) -> None:
         f"must name a val/ or test/ metric, got {cfg.optimized_metric!r}",
     )
     _validate_gradient_clipping(cfg.trainer)
+    _validate_hidden_modalities(cfg)
     if cfg.compile.enabled:
         _validate_compile(cfg.compile)
     if "caption" in cfg.data:  # COCO
@@ -371,6 +375,22 @@ def validate(cfg: DictConfig) -> None:
             0 < cfg.data.val_fraction < 1,
             "data.val_fraction",
             f"must be between 0 and 1, got {cfg.data.val_fraction}",
+        )
+
+
+def _validate_hidden_modalities(cfg: DictConfig) -> None:
+    fraction, keep = cfg.data.paired_fraction, cfg.data.unpaired_keep
+    _require(0 <= fraction <= 1, "data.paired_fraction", f"must be within [0, 1], got {fraction}")
+    choices = ["random", *cfg.data.modalities]
+    _require(keep in choices, "data.unpaired_keep", f"{keep!r} is not one of {choices}")
+    if fraction < 1:
+        model_class = get_class(cfg.model._target_)
+        _require(
+            model_class.trains_on_incomplete_data,
+            "data.paired_fraction",
+            f"{model_class.__name__} cannot train on examples that miss modalities; set "
+            "data.paired_fraction=1.0 or choose a model that can (mvae_poe, m_vae, mw_vae, "
+            "fmw_vae, mmvae, mopoe, vae)",
         )
 
 

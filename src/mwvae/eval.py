@@ -141,6 +141,8 @@ def style_errors(model, test, size: int) -> dict[str, float]:
 def log_likelihoods(
     model: MultimodalVAE, split, k: int, num_samples: int, size: int
 ) -> dict[str, float]:
+    if num_samples == 0:  # switched off (evaluation.likelihood.num_samples=0)
+        return {}
     names = model.modality_names
     subsets = {"joint": names} if len(names) > 1 else {}
     subsets.update({m: [m] for m in names})

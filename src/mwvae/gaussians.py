@@ -72,17 +72,28 @@ def kl_divergence(q: DiagGaussian, p: DiagGaussian) -> Tensor:
     ).sum(-1)
 
 
-def product_of_experts(experts: list[DiagGaussian], prior_expert: bool = True) -> DiagGaussian:
+def product_of_experts(
+    experts: list[DiagGaussian], prior_expert: bool = True, masks: list[Tensor | None] | None = None
+) -> DiagGaussian:
     """The (renormalised) product of Gaussian experts: precisions add and the
     mean is the precision-weighted mean. With `prior_expert`, N(0, I) is one
     of the experts (Wu & Goodman 2018), so the product is never wider than
-    the prior."""
-    precisions = [(-q.logvar).exp() for q in experts]
+    the prior. `masks` (one per expert, per example; None: every example)
+    leave an expert out of the examples where it is False."""
+    precisions = [
+        _where_example((-q.logvar).exp(), mask, 0.0)
+        for q, mask in zip(experts, masks or [None] * len(experts), strict=True)
+    ]
     precision = sum(precisions)
     weighted_mu = sum(p * q.mu for p, q in zip(precisions, experts, strict=True))
     if prior_expert:
         precision = precision + 1.0
     return DiagGaussian(weighted_mu / precision, -precision.log())
+
+
+def _where_example(values: Tensor, mask: Tensor | None, other: float) -> Tensor:
+    """`values` where the example's mask is set, `other` elsewhere (None: everywhere)."""
+    return values if mask is None else torch.where(mask.unsqueeze(-1), values, other)
 
 
 def w2_squared(p: DiagGaussian, q: DiagGaussian) -> Tensor:
@@ -95,33 +106,70 @@ def w2_squared(p: DiagGaussian, q: DiagGaussian) -> Tensor:
     return (p.mu - q.mu).square().sum(-1) + (p.std - q.std).square().sum(-1)
 
 
-def barycenter(posteriors: list[DiagGaussian]) -> DiagGaussian:
+def barycenter(
+    posteriors: list[DiagGaussian], masks: list[Tensor | None] | None = None
+) -> DiagGaussian:
     """The W2 barycenter (equal weights) of diagonal Gaussians: mean of the
-    means and mean of the standard deviations."""
+    means and mean of the standard deviations. With `masks` (one per
+    posterior, per example; None: every example), of the posteriors each
+    example has; N(0, I) for an example that has none."""
     if len(posteriors) == 1:
         return posteriors[0]
-    mu = torch.stack([q.mu for q in posteriors]).mean(0)
-    std = torch.stack([q.std for q in posteriors]).mean(0)
+    mu = mean_of_present([q.mu for q in posteriors], masks)
+    std = mean_of_present([q.std for q in posteriors], masks)
+    if masks is not None and any(mask is not None for mask in masks):
+        std = torch.where(_count(masks).unsqueeze(-1) > 0, std, 1.0)  # no posterior: the prior
     return DiagGaussian.from_mean_std(mu, std)
 
 
-def w2_to_barycenter(posteriors: list[DiagGaussian]) -> Tensor:
+def mean_of_present(values: list[Tensor], masks: list[Tensor | None] | None = None) -> Tensor:
+    """The mean of `values` (per example, over those its masks keep; 0 where none)."""
+    if masks is None or all(mask is None for mask in masks):
+        return torch.stack(values).mean(0)
+    kept = [_where_example(v, k, 0.0) for v, k in zip(values, masks, strict=True)]
+    # The mean over all, rescaled to the mean over those kept (by exactly 1 when all are).
+    rescale = len(values) / _count(masks).clamp(min=1).unsqueeze(-1)
+    return torch.stack(kept).mean(0) * rescale
+
+
+def _count(masks: list[Tensor | None]) -> Tensor:
+    """How many of the masks each example is in (one mask at least is a tensor)."""
+    like = next(mask for mask in masks if mask is not None)
+    return sum(torch.ones_like(like, dtype=torch.long) if k is None else k.long() for k in masks)
+
+
+def w2_to_barycenter(
+    posteriors: list[DiagGaussian], masks: list[Tensor | None] | None = None
+) -> Tensor:
     """sum_m W2^2(q_m, q_bar), per example: the barycenter alignment of the
     paper's Sec. 6.1, linear in the number of posteriors M. For M = 2 it is
-    half of W2^2(q_1, q_2)."""
-    center = barycenter(posteriors)
-    return sum(w2_squared(q, center) for q in posteriors)
+    half of W2^2(q_1, q_2). With `masks`, over the posteriors each example has."""
+    center = barycenter(posteriors, masks)
+    masks = masks or [None] * len(posteriors)
+    return sum(
+        w2_squared(q, center) if k is None else torch.where(k, w2_squared(q, center), 0.0)
+        for q, k in zip(posteriors, masks, strict=True)
+    )
 
 
-def mean_pairwise_w2_squared(posteriors: list[DiagGaussian]) -> Tensor:
+def mean_pairwise_w2_squared(
+    posteriors: list[DiagGaussian], masks: list[Tensor | None] | None = None
+) -> Tensor:
     """Mean of W2^2 over all pairs of posteriors, per example, in O(M).
 
     Diagonal Gaussians embed isometrically in (mu, sigma) space, where
     sum_{i<j} ||a_i - a_j||^2 = M * sum_m ||a_m - a_bar||^2. Dividing by the
     M (M - 1) / 2 pairs gives 2 / (M - 1) * sum_m W2^2(q_m, q_bar): for M = 2
-    this is exactly W2^2(q_1, q_2), the paper's alignment term.
+    this is exactly W2^2(q_1, q_2), the paper's alignment term. With `masks`
+    (one per posterior, per example; None: every example), over the pairs an
+    example has, and 0 for an example with fewer than two posteriors.
     """
     m = len(posteriors)
     if m < 2:
         raise ValueError("alignment needs at least two posteriors")
-    return 2.0 / (m - 1) * w2_to_barycenter(posteriors)
+    if masks is None or all(mask is None for mask in masks):
+        return 2.0 / (m - 1) * w2_to_barycenter(posteriors)
+    count = _count(masks)
+    # clamp: 2 / 0 would make the gradient of the unused branch NaN
+    pairs = 2.0 / (count - 1).clamp(min=1) * w2_to_barycenter(posteriors, masks)
+    return torch.where(count >= 2, pairs, 0.0)

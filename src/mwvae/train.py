@@ -31,6 +31,7 @@ from mwvae.config import ConfigError, register_configs, validate
 from mwvae.data.mnist_source import DatasetMissingError
 from mwvae.eval import evaluate
 from mwvae.evaluation.figures import plot_training_curves
+from mwvae.models.base import IncompleteDataError
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -211,7 +212,7 @@ def main(cfg: DictConfig) -> float | None:
         return finished.get(cfg.optimized_metric)
     try:
         metrics, objects = train(cfg)
-    except (ConfigError, DatasetMissingError, NonFiniteLossError) as error:
+    except (ConfigError, DatasetMissingError, IncompleteDataError, NonFiniteLossError) as error:
         raise SystemExit(f"error: {error}") from None
     except pickle.UnpicklingError:  # Lightning reads ckpt_path with weights_only=True
         path = resolve_ckpt_path(cfg.ckpt_path, Path(cfg.paths.output_dir))  # `last` named

@@ -21,6 +21,7 @@ from mwvae.data.coco import (
 )
 from mwvae.data.coco_demo import generate_coco_demo
 from mwvae.data.coco_source import load_image, read_annotations
+from mwvae.data.missing import mask_key
 from mwvae.data.mnist_source import DatasetMissingError
 
 
@@ -253,3 +254,222 @@ def test_a_caption_cache_with_the_wrong_number_of_rows_is_embedded_again(coco_ro
         again, _ = caption_cache(coco_root, tmp_path, embed)
     assert embed.calls == 2
     torch.testing.assert_close(again, first)
+
+
+# Weak supervision: images without captions, and modalities hidden by `paired_fraction`.
+
+MASKS = (mask_key("image"), mask_key("caption"))
+
+
+@pytest.fixture(scope="module")
+def coco_cache(tmp_path_factory):
+    """A cache shared by the tests that only read `coco_root`: embedded once."""
+    return tmp_path_factory.mktemp("coco_cache")
+
+
+@pytest.fixture(scope="module")
+def uncaptioned_root(tmp_path_factory):
+    """4 of 24 training images without captions, and one test (val2017) image too."""
+    root = generate_coco_demo(
+        tmp_path_factory.mktemp("coco") / "root", num_train=24, num_val=8, num_uncaptioned=4
+    )
+    path = root / "annotations" / "captions_val2017.json"
+    content = json.loads(path.read_text())
+    stripped = content["images"][0]["id"]
+    content["annotations"] = [a for a in content["annotations"] if a["image_id"] != stripped]
+    path.write_text(json.dumps(content))
+    return root
+
+
+@pytest.fixture(scope="module")
+def uncaptioned_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("uncaptioned_cache")
+
+
+def uncaptioned_pixels(root) -> set[bytes]:
+    """The pixels (as decoded independently) of every image without captions."""
+    pixels = set()
+    for folder in ("train2017", "val2017"):
+        annotations = read_annotations(root / "annotations" / f"captions_{folder}.json")
+        for name, captions in zip(annotations.file_names, annotations.captions, strict=True):
+            if not captions:
+                pixels.add(load_image(root / folder / name, 32).tobytes())
+    return pixels
+
+
+def pixel_bytes(image: torch.Tensor) -> bytes:
+    return (image * 255).round().to(torch.uint8).numpy().tobytes()
+
+
+def test_read_annotations_keeps_images_without_captions(uncaptioned_root):
+    annotations = read_annotations(uncaptioned_root / "annotations" / "captions_train2017.json")
+    assert len(annotations.image_ids) == 24 and annotations.num_uncaptioned == 4
+    assert annotations.image_ids == sorted(annotations.image_ids)
+    captioned = annotations.captioned_only()
+    assert len(captioned.image_ids) == 20 and captioned.num_uncaptioned == 0
+    assert captioned.captions == [c for c in annotations.captions if c]
+
+
+@pytest.mark.parametrize("choice", ["first", "random", "all"])
+def test_images_without_captions_train_with_the_caption_hidden_and_are_never_evaluated(
+    uncaptioned_root, uncaptioned_cache, choice
+):
+    dm = datamodule(uncaptioned_root, uncaptioned_cache, caption=choice, standardize=True)
+    captionless = uncaptioned_pixels(uncaptioned_root)
+    assert len(captionless) == 5
+    train = dm.captioned["train"]
+    # Validation holds out round(0.25 * 20) captioned images; every captionless one trains.
+    assert (len(train.images), int((~train.has_caption).sum())) == (19, 4)
+    assert len(dm.captioned["val"].images) == 5 and len(dm.captioned["test"].images) == 7
+    row_of = {pixel_bytes(image): row for row, image in enumerate(train.images)}
+    loader = dm.train_dataloader()
+    for epoch in range(2):
+        loader.sampler.set_epoch(epoch)
+        seen = 0
+        for batch in loader:
+            assert set(batch) == {"image", "caption", *MASKS}
+            assert batch[mask_key("image")].all()  # no image is hidden here
+            for image, caption, observed in zip(
+                batch["image"], batch["caption"], batch[mask_key("caption")], strict=True
+            ):
+                pixels = pixel_bytes(image)
+                assert bool(observed) == (pixels not in captionless)
+                if observed:  # one of its own captions
+                    own = train.captions[train.owner == row_of[pixels]]
+                    assert (own - caption).abs().amax(1).min() < 1e-5
+                else:  # the placeholder
+                    assert not caption.any()
+                    seen += 1
+        assert seen == 4  # each captionless image once per epoch, also with `all`
+    assert (~dm.splits["train"][mask_key("caption")]).sum() == 4
+    for split in ("val", "test"):
+        assert dm.captioned[split].has_caption.all()
+        for batch in dm.loader(split, 3, shuffle=False, choice="first"):
+            assert set(batch) == {"image", "caption"}
+            assert not {pixel_bytes(image) for image in batch["image"]} & captionless
+
+
+def test_captions_stay_consistent_when_some_images_have_none(uncaptioned_root, uncaptioned_cache):
+    raw = datamodule(uncaptioned_root, uncaptioned_cache)
+    dm = datamodule(uncaptioned_root, uncaptioned_cache, standardize=True)
+    train = dm.captioned["train"]
+    assert len(train.captions) == len(train.owner) == len(train.texts) == 5 * 15
+    assert train.texts == raw.captioned["train"].texts
+    # Standardised with the real captions alone: mean 0 over them.
+    torch.testing.assert_close(
+        train.captions.mean(0), torch.zeros(train.captions.shape[1]), atol=1e-4, rtol=0
+    )
+    missing = ~train.has_caption
+    assert torch.equal(train.first_caption[missing], torch.full((4,), train.placeholder_row))
+    first = train.first_caption[~missing]
+    assert torch.equal(train.owner[first], (~missing).nonzero().squeeze(1))
+    assert [train.texts[r] for r in first] == [
+        raw.captioned["train"].texts[r] for r in raw.captioned["train"].first_caption[~missing]
+    ]
+    caption = dm.splits["train"]["caption"]
+    assert not caption[missing].any()
+    torch.testing.assert_close(caption[~missing], train.captions[first])
+
+
+def test_paired_fraction_hides_a_seeded_share_of_training_examples(coco_root, coco_cache):
+    def masks(choice, seed=0, **hiding):
+        dm = datamodule(coco_root, coco_cache, caption=choice, seed=seed, **hiding)
+        loader = dm.train_dataloader()
+        for split in ("val", "test"):  # evaluation stays complete
+            assert set(dm.loader(split, 4, shuffle=False, choice="first").tensors) == {
+                "image_row",
+                "caption_row",
+            }
+        batches = list(loader)
+        in_batches = {k: torch.cat([b[k] for b in batches]) for k in MASKS}
+        order = loader.sampler.indices()
+        assert all(torch.equal(in_batches[k], loader.tensors[k][order]) for k in MASKS)
+        return torch.stack([loader.tensors[k] for k in MASKS])
+
+    for choice, examples in [("first", 18), ("random", 18), ("all", 90)]:
+        image, caption = masks(choice, paired_fraction=0.25)
+        assert len(image) == examples
+        assert int((image & caption).sum()) == round(0.25 * examples)
+        assert (image | caption).all()  # an unpaired example keeps one modality
+        assert int((image ^ caption).sum()) == examples - round(0.25 * examples)
+    first = masks("first", paired_fraction=0.25)
+    assert torch.equal(first, masks("random", paired_fraction=0.25))  # the same examples
+    assert not torch.equal(first, masks("first", seed=1, paired_fraction=0.25))
+    image, caption = masks("first", paired_fraction=0.25, unpaired_keep="caption")
+    assert caption.all() and int(image.sum()) == round(0.25 * 18)
+    plain = datamodule(coco_root, coco_cache).train_dataloader()
+    assert set(next(iter(plain))) == {"image", "caption"}  # complete data: no masks
+
+
+def test_a_captionless_example_keeps_its_image_whatever_the_draw(
+    uncaptioned_root, uncaptioned_cache
+):
+    dm = datamodule(
+        uncaptioned_root,
+        uncaptioned_cache,
+        caption="all",
+        paired_fraction=0.0,
+        unpaired_keep="caption",
+    )
+    loader = dm.train_dataloader()
+    image, caption = (loader.tensors[k] for k in MASKS)
+    has_caption = loader.tensors["caption_row"] != dm.captioned["train"].placeholder_row
+    assert int((~has_caption).sum()) == 4 and len(has_caption) == 5 * 15 + 4
+    assert torch.equal(caption, has_caption) and torch.equal(image, ~has_caption)
+
+
+@pytest.mark.parametrize("choice", ["first", "random", "all"])
+def test_masks_and_captions_survive_a_resume(uncaptioned_root, uncaptioned_cache, choice):
+    def loader():
+        dm = datamodule(uncaptioned_root, uncaptioned_cache, caption=choice, paired_fraction=0.5)
+        return dm.train_dataloader()
+
+    interrupted = loader()
+    interrupted.sampler.set_epoch(3)
+    batches = iter(interrupted)
+    next(batches), next(batches)
+    state = interrupted.state_dict()
+    rest = list(batches)
+    resumed = loader()
+    resumed.load_state_dict(state)
+    again = list(resumed)
+    assert len(again) == len(rest) == len(interrupted) - 2
+    for batch, same in zip(again, rest, strict=True):
+        assert set(batch) == {"image", "caption", *MASKS}
+        assert all(torch.equal(batch[k], same[k]) for k in batch)
+    hidden = torch.cat([~b[mask_key("image")] | ~b[mask_key("caption")] for b in again])
+    assert hidden.any()
+
+
+def test_bad_hiding_settings_name_their_key(tmp_path):
+    with pytest.raises(ValueError, match="data.paired_fraction"):
+        COCODataModule(str(tmp_path), str(tmp_path), paired_fraction=1.5)
+    with pytest.raises(ValueError, match="data.unpaired_keep='label'"):
+        COCODataModule(str(tmp_path), str(tmp_path), unpaired_keep="label")
+
+
+def test_masks_go_to_the_accelerator_with_the_batches(uncaptioned_root, uncaptioned_cache):
+    dm = datamodule(uncaptioned_root, uncaptioned_cache, caption="random", paired_fraction=0.5)
+    dm.trainer = SimpleNamespace(  # a running Trainer; `meta` stands in for a GPU
+        world_size=1,
+        state=SimpleNamespace(status=TrainerStatus.RUNNING),
+        strategy=SimpleNamespace(root_device=torch.device("meta")),
+    )
+    batches = list(dm.train_dataloader())
+    assert batches and all(set(batch) == {"image", "caption", *MASKS} for batch in batches)
+    assert {x.device.type for batch in batches for x in batch.values()} == {"meta"}
+
+
+def test_demo_datamodule_passes_on_its_uncaptioned_images(tmp_path):
+    dm = COCODemoDataModule(
+        str(tmp_path / "demo"),
+        str(tmp_path / "cache"),
+        num_train=20,
+        num_val=10,
+        num_uncaptioned=3,
+        val_fraction=0.5,
+    )
+    dm.prepare_data()
+    dm.setup()
+    train = dm.captioned["train"]
+    assert int((~train.has_caption).sum()) == 3 and len(train.images) == 3 + 17 - round(0.5 * 17)

@@ -269,3 +269,37 @@ def test_command_line(tmp_path, capsys):
     assert len(load(root, "train2017")["images"]) == 3
     assert len(load(root, "val2017")["images"]) == 2
     assert str(root) in capsys.readouterr().out
+
+
+def test_uncaptioned_training_images_only_lose_their_captions(dataset, tmp_path):
+    """The dataset of the same seed, with the annotations of 3 training images left out."""
+    root = generate_coco_demo(
+        tmp_path / "demo", num_train=20, num_val=10, seed=3, num_uncaptioned=3
+    )
+    for split in SPLITS:
+        assert sorted(p.read_bytes() for p in (root / split).iterdir()) == sorted(
+            p.read_bytes() for p in (dataset / split).iterdir()
+        )
+    full, partial = load(dataset, "train2017"), load(root, "train2017")
+    assert partial["images"] == full["images"]  # every image is still listed
+    uncaptioned = {image for image, captions in captions_by_image(partial).items() if not captions}
+    assert len(uncaptioned) == 3
+    assert partial["annotations"] == [
+        a for a in full["annotations"] if a["image_id"] not in uncaptioned
+    ]
+    assert load(root, "val2017") == load(dataset, "val2017")
+
+
+@pytest.mark.parametrize("count", [-1, 5])
+def test_more_uncaptioned_images_than_training_images_are_refused(tmp_path, count):
+    with pytest.raises(ValueError, match="num_uncaptioned"):
+        generate_coco_demo(tmp_path / "demo", num_train=4, num_val=2, num_uncaptioned=count)
+    assert not (tmp_path / "demo").exists()
+
+
+def test_command_line_leaves_captions_out(tmp_path):
+    root = tmp_path / "cli"
+    main(["--root", str(root), "--train", "4", "--val", "2", "--uncaptioned", "2"])
+    captions = captions_by_image(load(root, "train2017"))
+    assert len(captions) == 4 and sum(not c for c in captions.values()) == 2
+    assert all(captions_by_image(load(root, "val2017")).values())

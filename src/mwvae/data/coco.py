@@ -6,6 +6,15 @@ one pairs with it in training: `first` (fixed), `random` (re-drawn each epoch
 from the seed) or `all` (every image-caption pair is an example). Validation
 and test batches pair each image with its first caption; retrieval metrics
 use every caption (`captioned[split]`).
+
+Real data is incomplete (weak supervision, see `mwvae.data.missing`): a
+train2017 image that no caption annotation names is a training example with
+its caption hidden (`mask/caption` False; its value is a placeholder row of
+zeros that the models never read), one example under `all` too. Validation
+and test hold captioned images only: their metrics need pairs.
+`paired_fraction` < 1 hides modalities of more training examples, fixed by
+the seed. Training batches carry `mask/image` and `mask/caption` whenever
+some example misses a modality.
 """
 
 from __future__ import annotations
@@ -36,16 +45,19 @@ from mwvae.data.coco_source import (
     read_annotations,
 )
 from mwvae.data.loader import InMemoryLoader, distributed_shard, loader_device
+from mwvae.data.missing import MASK_PREFIX, RANDOM, check_hiding, hidden_modalities, mask_key
 
 log = logging.getLogger(__name__)
 
 CAPTION_CHOICES = ("first", "random", "all")
+MODALITIES = ("image", "caption")
 
 
 @dataclass
 class CaptionedSplit:
     """Images, every caption embedding, the image row each caption belongs to
-    (sorted), and the caption texts (for figures)."""
+    (sorted), and the caption texts (for figures). A training image may have
+    no caption: no entry of `owner` names it (see `has_caption`)."""
 
     images: Tensor
     captions: Tensor
@@ -53,10 +65,48 @@ class CaptionedSplit:
     texts: list[str]
 
     @property
+    def caption_counts(self) -> Tensor:
+        """How many captions each image has."""
+        return torch.bincount(self.owner, minlength=len(self.images))
+
+    @property
+    def has_caption(self) -> Tensor:
+        return self.caption_counts > 0
+
+    @property
+    def placeholder_row(self) -> int:
+        """The row of `with_placeholder()` that stands in for a missing caption."""
+        return len(self.captions)
+
+    @property
     def first_caption(self) -> Tensor:
-        """The row of each image's first caption."""
-        counts = torch.bincount(self.owner, minlength=len(self.images))
-        return counts.cumsum(0) - counts
+        """The row of each image's first caption (`placeholder_row` for an image without)."""
+        counts = self.caption_counts
+        return torch.where(counts > 0, counts.cumsum(0) - counts, self.placeholder_row)
+
+    def with_placeholder(self) -> Tensor:
+        """`captions` and, if some image has none, a row of zeros after them
+        (`placeholder_row`): the value of a missing caption, which no loss
+        term reads (its mask is False). Only then a copy: COCO's captions
+        take hundreds of megabytes."""
+        if bool(self.has_caption.all()):
+            return self.captions
+        return torch.cat([self.captions, self.captions.new_zeros(1, *self.captions.shape[1:])])
+
+
+def presence_masks(
+    has_caption: Tensor, paired_fraction: float, unpaired_keep: str, seed: int
+) -> dict[str, Tensor]:
+    """`mask/image` and `mask/caption` of examples: `hidden_modalities`, with
+    each missing caption hidden too; {} when every example is complete. An
+    example without a caption keeps its image whatever the draw says: it
+    would observe nothing otherwise."""
+    drawn = hidden_modalities(len(has_caption), MODALITIES, paired_fraction, unpaired_keep, seed)
+    if not drawn and bool(has_caption.all()):
+        return {}
+    everywhere = torch.ones_like(has_caption)
+    image, caption = (drawn.get(mask_key(m), everywhere) for m in MODALITIES)
+    return {mask_key("image"): image | ~has_caption, mask_key("caption"): caption & has_caption}
 
 
 def embedding_cache_key(annotations_sha256: str, embedding: dict[str, Any]) -> str:
@@ -89,8 +139,11 @@ def cached_caption_embeddings(
 
 class CaptionedImageLoader(InMemoryLoader):
     """Batches `{image, caption}` from a CaptionedSplit. With `all`, an example
-    is a caption (its image repeated for each caption); otherwise an image,
-    with its first caption or one drawn per epoch from (seed, epoch)."""
+    is a caption (its image repeated for each caption) or an image without
+    captions; otherwise an image, with its first caption or one drawn per
+    epoch from (seed, epoch). When some example misses a modality (no
+    caption, or hidden by `paired_fraction` < 1, see `presence_masks`: drawn
+    per example from `seed`), batches carry `mask/image` and `mask/caption`."""
 
     def __init__(
         self,
@@ -100,30 +153,42 @@ class CaptionedImageLoader(InMemoryLoader):
         shuffle: bool,
         seed: int,
         device: torch.device | str | None = None,
+        paired_fraction: float = 1.0,
+        unpaired_keep: str = RANDOM,
         **shard,  # rank, world_size, equal_shards: see InMemoryLoader
     ):
         self.choice = choice
-        self.first, self.count = split.first_caption, torch.bincount(split.owner)
+        self.first, self.count = split.first_caption, split.caption_counts
         if choice == "all":
-            rows = {"image_row": split.owner, "caption_row": torch.arange(len(split.owner))}
+            # One example per caption, in image order, and one per image without any.
+            image_row = torch.repeat_interleave(
+                torch.arange(len(split.images)), self.count.clamp(min=1)
+            )
+            caption_row = torch.full_like(image_row, split.placeholder_row)
+            caption_row[split.has_caption[image_row]] = torch.arange(len(split.owner))
+            rows = {"image_row": image_row, "caption_row": caption_row}
         else:
             rows = {"image_row": torch.arange(len(split.images)), "caption_row": self.first}
+        has_caption = rows["caption_row"] != split.placeholder_row
+        rows |= presence_masks(has_caption, paired_fraction, unpaired_keep, seed)
         super().__init__(rows, batch_size, shuffle=shuffle, seed=seed, device=device, **shard)
-        self.images, self.captions = split.images.to(device), split.captions.to(device)
+        self.images, self.captions = split.images.to(device), split.with_placeholder().to(device)
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         # A generator: the captions are drawn at the first batch, once `set_epoch` ran.
         if self.choice == "random":  # drawn on the host, like the order
             draw = torch.rand(len(self.first), generator=self.sampler.generator(stream=11))
+            # An image without captions (count 0) keeps its first: the placeholder.
             self.tensors["caption_row"] = (self.first + (draw * self.count).long()).to(self.device)
         yield from super().__iter__()
 
     def gather(self, index: slice | Tensor) -> dict[str, Tensor]:
         rows = super().gather(index)
-        return {
+        batch = {
             "image": self.images[rows["image_row"]],
             "caption": self.captions[rows["caption_row"]],
         }
+        return batch | {k: v for k, v in rows.items() if k.startswith(MASK_PREFIX)}
 
 
 class COCODataModule(pl.LightningDataModule):
@@ -144,9 +209,19 @@ class COCODataModule(pl.LightningDataModule):
         subset: optional number of images per split, e.g. {train: 1000}.
         on_device: under a Trainer on an accelerator, keep the splits on its
             device (see MNISTDataModule).
+        paired_fraction: the share of training examples that keep every
+            modality they have; each of the others keeps only `unpaired_keep`
+            (a modality, or `random`: one drawn per example). Fixed by the
+            seed; see `mwvae.data.missing`. Images without captions train with
+            the caption hidden in any case; validation and test stay complete.
+
+    `captioned[split]` holds each split's images and all their captions;
+    `splits[split]` pairs each image with its first caption (the placeholder
+    for an image without), and for training carries the masks of the
+    `first` loader's examples.
     """
 
-    MODALITIES = ("image", "caption")
+    MODALITIES = MODALITIES
 
     def __init__(
         self,
@@ -164,6 +239,8 @@ class COCODataModule(pl.LightningDataModule):
         subset: dict[str, int | None] | None = None,
         seed: int | None = 0,
         on_device: bool = True,
+        paired_fraction: float = 1.0,
+        unpaired_keep: str = RANDOM,
     ):
         super().__init__()
         if caption not in CAPTION_CHOICES:
@@ -187,6 +264,8 @@ class COCODataModule(pl.LightningDataModule):
         self.subset = dict(subset or {})
         self.seed = 0 if seed is None else seed
         self.on_device = on_device
+        check_hiding(paired_fraction, unpaired_keep, self.MODALITIES)
+        self.paired_fraction, self.unpaired_keep = paired_fraction, unpaired_keep
         self._embedder: CaptionEmbedder | None = None
         self.captioned: dict[str, CaptionedSplit] = {}
         self.splits: dict[str, dict[str, Tensor]] = {}
@@ -206,10 +285,19 @@ class COCODataModule(pl.LightningDataModule):
         # too would decode and hash everything twice.
         self.ensure_available()
 
-    def read_folder(self, folder: str) -> CaptionedSplit:
-        """The readable, captioned images of a folder with all their captions."""
+    def read_folder(self, folder: str, uncaptioned: bool) -> CaptionedSplit:
+        """The readable images of a folder with all their captions; those
+        without captions too if `uncaptioned`."""
         path = annotation_file(self.root, folder)
         annotations = read_annotations(path)
+        if not uncaptioned:
+            annotations = annotations.captioned_only()
+        elif annotations.num_uncaptioned:
+            log.info(
+                "%s: %d images have no caption; they train with the caption hidden",
+                path,
+                annotations.num_uncaptioned,
+            )
         images = cached_images(self.root, folder, annotations, self.image_size, self.cache_dir)
         embeddings = cached_caption_embeddings(
             path, annotations, self.embedding, self.cache_dir, self.embed
@@ -235,14 +323,17 @@ class COCODataModule(pl.LightningDataModule):
         if self.captioned:
             return
         self.ensure_available()
-        train = self.read_folder(FOLDERS["train"])
-        order = torch.randperm(len(train.images), generator=torch.Generator().manual_seed(0))
-        held_out = round(self.val_fraction * len(order))
-        parts = {
-            "train": order[held_out:].sort().values,
-            "val": order[:held_out].sort().values,
-        }
-        test = self.read_folder(FOLDERS["val"])
+        train = self.read_folder(FOLDERS["train"], uncaptioned=True)
+        # Validation needs pairs: it holds out captioned images only, the others all train.
+        captioned = train.has_caption.nonzero().squeeze(1)
+        order = captioned[
+            torch.randperm(len(captioned), generator=torch.Generator().manual_seed(0))
+        ]
+        held_out = order[: round(self.val_fraction * len(order))].sort().values
+        in_train = torch.ones(len(train.images), dtype=torch.bool)
+        in_train[held_out] = False
+        parts = {"train": in_train.nonzero().squeeze(1), "val": held_out}
+        test = self.read_folder(FOLDERS["val"], uncaptioned=False)
         splits = {split: select(train, rows) for split, rows in parts.items()}
         splits["test"] = test
         splits = {
@@ -259,13 +350,31 @@ class COCODataModule(pl.LightningDataModule):
         for name, s in splits.items():
             s.images = s.images.float().div_(255.0)
             self.captioned[name] = s
-            self.splits[name] = {"image": s.images, "caption": s.captions[s.first_caption]}
+            self.splits[name] = {
+                "image": s.images,
+                "caption": s.with_placeholder()[s.first_caption],
+            }
+        self.splits["train"] |= presence_masks(
+            self.captioned["train"].has_caption,
+            self.paired_fraction,
+            self.unpaired_keep,
+            self.seed,
+        )
 
     def loader(self, split: str, batch_size: int, shuffle: bool, choice: str):
         shard = distributed_shard(self.trainer, training=split == "train")
         device = loader_device(self.trainer) if self.on_device else None
+        # Only training hides modalities: evaluation needs complete pairs.
+        hiding = {"paired_fraction": self.paired_fraction, "unpaired_keep": self.unpaired_keep}
         return CaptionedImageLoader(
-            self.captioned[split], batch_size, choice, shuffle, self.seed, device, **shard
+            self.captioned[split],
+            batch_size,
+            choice,
+            shuffle,
+            self.seed,
+            device,
+            **(hiding if split == "train" else {}),
+            **shard,
         )
 
     def train_dataloader(self) -> CaptionedImageLoader:
@@ -293,14 +402,30 @@ def select(split: CaptionedSplit, rows: Tensor) -> CaptionedSplit:
 
 class COCODemoDataModule(COCODataModule):
     """COCODataModule on the synthetic COCO-format dataset of `coco_demo`,
-    generated into `root` on first use (offline, a few seconds)."""
+    generated into `root` on first use (offline, a few seconds);
+    `num_uncaptioned` of its training images get no captions. An existing
+    `root` is used as it is, so give each setting its own root."""
 
-    def __init__(self, *args, num_train: int = 4000, num_val: int = 1000, **kwargs):
+    def __init__(
+        self,
+        *args,
+        num_train: int = 4000,
+        num_val: int = 1000,
+        num_uncaptioned: int = 0,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.num_train, self.num_val = num_train, num_val
+        self.num_uncaptioned = num_uncaptioned
 
     def ensure_available(self) -> None:
         with FileLock(str(self.root) + ".lock"):  # parallel jobs generate it once
             if not self.root.exists():
-                generate_coco_demo(self.root, self.num_train, self.num_val, seed=0)
+                generate_coco_demo(
+                    self.root,
+                    self.num_train,
+                    self.num_val,
+                    seed=0,
+                    num_uncaptioned=self.num_uncaptioned,
+                )
         super().ensure_available()

@@ -5,8 +5,11 @@ scenes (one or two coloured shapes on a plain background) and writes captions th
 them, in the same folders and JSON format as COCO 2017, so the image + caption pipeline can be
 trained and evaluated offline. The attributes stay visible at 32x32, so image-caption alignment
 is learnable and measurable: a caption's colours, shapes, positions and sizes are in its image.
+Optionally some training images get no caption annotation, as in incomplete real data
+(`num_uncaptioned`); everything else stays as without them.
 
-Usage: `python -m mwvae.data.coco_demo --root data/coco_demo [--train N] [--val N] [--seed S]`.
+Usage: `python -m mwvae.data.coco_demo --root data/coco_demo [--train N] [--val N] [--seed S]
+[--uncaptioned N]`.
 """
 
 from __future__ import annotations
@@ -304,8 +307,11 @@ def write_split(
     seed: int,
     side: int,
     captions_per_image: int,
+    uncaptioned: frozenset[int] = frozenset(),
 ) -> int:
-    """Draw and save one split; returns the next free annotation id."""
+    """Draw and save one split; returns the next free annotation id. The images in
+    `uncaptioned` are listed without their captions (drawn all the same, so that the
+    random stream, and with it every other image and caption, does not change)."""
     images_dir = folder / split
     images_dir.mkdir()
     images, annotations = [], []
@@ -321,15 +327,22 @@ def write_split(
             annotations.append({"image_id": image_id, "id": annotation_id, "caption": caption})
             annotation_id += 1
     rng.shuffle(annotations)  # as in real COCO, an image's captions are not contiguous
+    annotations = [a for a in annotations if a["image_id"] not in uncaptioned]
     content = annotation_file(split, seed, side, images, annotations)
     with open(folder / "annotations" / f"captions_{split}.json", "w", encoding="utf-8") as f:
         json.dump(content, f, separators=(",", ":"))
     return annotation_id
 
 
-def check_arguments(num_train: int, num_val: int, image_size: int, captions_per_image: int):
+def check_arguments(
+    num_train: int, num_val: int, image_size: int, captions_per_image: int, num_uncaptioned: int
+):
     if num_train < 0 or num_val < 0:
         raise ValueError(f"image counts must be >= 0, got train={num_train}, val={num_val}")
+    if not 0 <= num_uncaptioned <= num_train:
+        raise ValueError(
+            f"num_uncaptioned must be within [0, num_train={num_train}], got {num_uncaptioned}"
+        )
     if image_size < 16:
         raise ValueError(f"image_size must be >= 16 for the shapes to be drawn, got {image_size}")
     if captions_per_image < 1:
@@ -343,10 +356,13 @@ def generate_coco_demo(
     seed: int = 0,
     image_size: int = 64,
     captions_per_image: int = 5,
+    num_uncaptioned: int = 0,
 ) -> Path:
     """Writes root/train2017/*.jpg, root/val2017/*.jpg, root/annotations/captions_train2017.json,
-    root/annotations/captions_val2017.json and returns root."""
-    check_arguments(num_train, num_val, image_size, captions_per_image)
+    root/annotations/captions_val2017.json and returns root. `num_uncaptioned` training images,
+    chosen from the seed, have no caption annotation (the rest of the dataset is the same as
+    with 0)."""
+    check_arguments(num_train, num_val, image_size, captions_per_image, num_uncaptioned)
     root = Path(root)
     if root.exists():
         raise FileExistsError(
@@ -362,10 +378,22 @@ def generate_coco_demo(
         # Sparse ids like real COCO, unique across both splits.
         ids = rng.sample(range(1, max(1_000_000, 10 * (num_train + num_val))), num_train + num_val)
         split_ids = (sorted(ids[:num_train]), sorted(ids[num_train:]))
+        # Chosen by a random stream of their own: `rng` draws the same dataset as without them.
+        uncaptioned = frozenset(
+            random.Random(f"uncaptioned {seed}").sample(split_ids[0], num_uncaptioned)
+        )
         annotation_id = 1
         for split, image_ids in zip(SPLITS, split_ids, strict=True):
             annotation_id = write_split(
-                staging, split, image_ids, annotation_id, rng, seed, image_size, captions_per_image
+                staging,
+                split,
+                image_ids,
+                annotation_id,
+                rng,
+                seed,
+                image_size,
+                captions_per_image,
+                uncaptioned,
             )
         if root.exists():  # appeared while we were writing
             raise FileExistsError(f"{root} appeared while generating; not overwriting it")
@@ -384,6 +412,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--image-size", type=int, default=64, help="side of the square images")
     parser.add_argument("--captions-per-image", type=int, default=5)
+    parser.add_argument(
+        "--uncaptioned", type=int, default=0, help="training images without caption annotations"
+    )
     args = parser.parse_args(argv)
     root = generate_coco_demo(
         args.root,
@@ -392,6 +423,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         image_size=args.image_size,
         captions_per_image=args.captions_per_image,
+        num_uncaptioned=args.uncaptioned,
     )
     print(f"COCO-format demo dataset written to {root}")
 

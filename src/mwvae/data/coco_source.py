@@ -4,7 +4,8 @@
 `root/annotations/captions_{train,val}2017.json`. Images are decoded once,
 cropped to a centred square, downsampled and cached as uint8 safetensors;
 an unreadable image or a malformed annotation entry is skipped and counted,
-never a crash: one bad file in 118k should not cost a day of work.
+never a crash: one bad file in 118k should not cost a day of work. An image
+without captions is kept; the data module decides where it may go.
 """
 
 from __future__ import annotations
@@ -61,17 +62,34 @@ def file_sha256(path: Path) -> str:
 
 @dataclass
 class Annotations:
-    """The captioned images of one annotation file, in image-id order."""
+    """The images of one annotation file, in image-id order, with their
+    captions (none for an image that no caption annotation names)."""
 
     image_ids: list[int]
     file_names: list[str]
-    captions: list[list[str]]  # per image, in annotation order
+    captions: list[list[str]]  # per image, in annotation order; may be empty
     skipped_entries: int
+
+    @property
+    def num_uncaptioned(self) -> int:
+        return sum(not captions for captions in self.captions)
+
+    def captioned_only(self) -> Annotations:
+        """The images with at least one caption."""
+        keep = [i for i, captions in enumerate(self.captions) if captions]
+        return Annotations(
+            [self.image_ids[i] for i in keep],
+            [self.file_names[i] for i in keep],
+            [self.captions[i] for i in keep],
+            self.skipped_entries,
+        )
 
 
 def read_annotations(path: Path) -> Annotations:
     """Parse a captions JSON; entries without a valid image id or a non-empty
-    caption are skipped and counted, and images without captions are dropped."""
+    caption are skipped and counted. Every listed image is kept, also one
+    without captions (real data is incomplete: training can use its image
+    alone); `Annotations.captioned_only` drops those."""
     try:
         content = json.loads(Path(path).read_text())
         images, annotations = content["images"], content["annotations"]
@@ -99,8 +117,8 @@ def read_annotations(path: Path) -> Annotations:
         captions.setdefault(image_id, []).append(caption.strip())
     if skipped:
         log.warning("%s: skipped %d malformed or dangling entries", path, skipped)
-    ids = sorted(captions)
-    return Annotations(ids, [files[i] for i in ids], [captions[i] for i in ids], skipped)
+    ids = sorted(files)
+    return Annotations(ids, [files[i] for i in ids], [captions.get(i, []) for i in ids], skipped)
 
 
 def load_image(path: Path, size: int) -> np.ndarray | None:

@@ -10,6 +10,7 @@ import torch
 
 from mwvae.data.cache import cached_tensors
 from mwvae.data.loader import ClassPairedLoader, InMemoryLoader, distributed_shard, loader_device
+from mwvae.data.missing import RANDOM, check_hiding, hidden_modalities
 from mwvae.data.mnist_source import LAYOUT, READERS, SPLITS
 
 
@@ -27,6 +28,10 @@ class MNISTDataModule(pl.LightningDataModule):
         on_device: under a Trainer on an accelerator, keep the splits on its
             device (batches are gathered there); false keeps them in host
             memory and copies each batch.
+        paired_fraction: the share of training examples that keep every
+            modality; each of the others keeps only `unpaired_keep` (a
+            modality, or `random`: one drawn per example). Fixed by the seed;
+            see `mwvae.data.missing`. Validation and test stay complete.
     """
 
     MODALITIES = ("image", "label")
@@ -42,6 +47,8 @@ class MNISTDataModule(pl.LightningDataModule):
         subset: dict[str, int] | None = None,
         seed: int | None = 0,
         on_device: bool = True,
+        paired_fraction: float = 1.0,
+        unpaired_keep: str = RANDOM,
     ):
         super().__init__()
         if source not in READERS:
@@ -58,6 +65,8 @@ class MNISTDataModule(pl.LightningDataModule):
         self.subset = dict(subset or {})
         self.seed = 0 if seed is None else seed
         self.on_device = on_device
+        check_hiding(paired_fraction, unpaired_keep, self.MODALITIES)
+        self.paired_fraction, self.unpaired_keep = paired_fraction, unpaired_keep
         self.splits: dict[str, dict[str, torch.Tensor]] = {}
 
     @property
@@ -87,6 +96,14 @@ class MNISTDataModule(pl.LightningDataModule):
             if self.binarize:
                 images = (images > 0.5).float()
             self.splits[split] = {"image": images, "label": raw[f"{split}_labels"][:n].clone()}
+        train = self.splits["train"]
+        train |= hidden_modalities(
+            len(train["label"]),
+            self.MODALITIES,
+            self.paired_fraction,
+            self.unpaired_keep,
+            self.seed,
+        )
 
     def loader(self, split: str, batch_size: int, shuffle: bool) -> InMemoryLoader:
         return InMemoryLoader(self.splits[split], batch_size, **self.loader_options(split, shuffle))

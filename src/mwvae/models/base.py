@@ -9,11 +9,13 @@ differs: how posteriors are fused, or which ELBO terms it optimises.
 Data flows one way: batch dict -> encoders of the present modalities ->
 unimodal posteriors -> (joint posterior, alignment) -> latent samples ->
 decoders -> per-modality likelihoods -> named loss terms -> logged metrics.
+
+Training batches may hide modalities in some examples (`mask/<m>`, see
+`mwvae.presence`): every term then counts only what each example observes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,12 +33,18 @@ from mwvae.gaussians import (
     mean_pairwise_w2_squared,
 )
 from mwvae.likelihoods import Categorical, make_likelihood
+from mwvae.presence import Mask, Presence, batch_mean, both
+from mwvae.seeds import derived_seed
 
 Batch = Mapping[str, Tensor]
 
 
 class UnsupportedSubsetError(ValueError):
     """The model has no posterior for this subset of modalities."""
+
+
+class IncompleteDataError(ValueError):
+    """The model cannot train on examples that miss modalities."""
 
 
 @dataclass
@@ -84,10 +92,9 @@ class RunningMeans:
         return dict(zip(self.names, self.sums / self.count, strict=True))
 
 
-def derived_seed(*parts: int | str) -> int:
-    """A 63-bit seed determined by `parts` alone (e.g. run seed, stream, step)."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
+def masks(posteriors: Mapping[str, DiagGaussian], presence: Presence | None) -> list[Mask] | None:
+    """The presence mask of each posterior's modality, in order (None: all observed)."""
+    return None if presence is None else presence.restricted(posteriors)
 
 
 def nonempty_subsets(names: list[str]) -> list[tuple[str, ...]]:
@@ -109,6 +116,10 @@ class MultimodalVAE(pl.LightningModule):
             the unimodal posteriors (0: logged but not optimised).
         optimizer: a Hydra spec with `_partial_: true` that receives the parameters.
     """
+
+    # Whether the objective is defined for examples that miss modalities (a
+    # joint encoder needs them all).
+    trains_on_incomplete_data = True
 
     def __init__(
         self,
@@ -185,9 +196,12 @@ class MultimodalVAE(pl.LightningModule):
         """The unimodal posterior q(z | x_m) of each observed modality."""
         return {m: self.encoders[m](x) for m, x in observed.items()}
 
-    def fuse(self, posteriors: dict[str, DiagGaussian]) -> DiagGaussian:
-        """The joint posterior of the observed modalities: their W2 barycenter."""
-        return barycenter(list(posteriors.values()))
+    def fuse(
+        self, posteriors: dict[str, DiagGaussian], presence: Presence | None = None
+    ) -> DiagGaussian:
+        """The joint posterior of the observed modalities: their W2 barycenter
+        (per example, of the posteriors whose modality it observes)."""
+        return barycenter(list(posteriors.values()), masks(posteriors, presence))
 
     def posterior(self, observed: Batch) -> DiagGaussian:
         """The Gaussian posterior for the observed subset of modalities."""
@@ -233,31 +247,67 @@ class MultimodalVAE(pl.LightningModule):
         progress = self.global_step / (warmup * steps_per_epoch)
         return self.hparams.beta * min(1.0, progress)
 
-    def reconstruction_nll(self, batch: Batch, m: str, z: Tensor) -> Tensor:
-        """Weighted -log p(x_m | z), averaged over the batch."""
+    def reconstruction_nll(
+        self, batch: Batch, m: str, z: Tensor, examples: Mask = None, share: Tensor | int = 1
+    ) -> Tensor:
+        """Weighted -log p(x_m | z) averaged over the batch, each example's term
+        divided by its `share` (e.g. how many samples it averages over); the
+        examples outside `examples` count 0."""
         nll = self.likelihoods[m].nll(self.decoders[m](z), batch[m])
-        return self.recon_weights[m] * nll.mean()
+        if not isinstance(share, int) or share != 1:
+            nll = nll / share
+        return self.recon_weights[m] * batch_mean(nll, examples)
 
-    def elbo_terms(self, batch: Batch, posteriors: dict[str, DiagGaussian]) -> LossTerms:
+    def fused_elbo(
+        self,
+        batch: Batch,
+        posteriors: dict[str, DiagGaussian],
+        presence: Presence,
+        examples: Mask = None,
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """The reconstruction and KL terms of the fused posterior of `posteriors`
+        over `examples`: each modality of `batch` an example observes is decoded
+        from one sample of q(z | what it observes)."""
+        q = self.fuse(posteriors, presence)
+        z = q.rsample()
+        recon = {
+            m: self.reconstruction_nll(batch, m, z, both(examples, presence.of_modality(m)))
+            for m in batch
+        }
+        return recon, batch_mean(kl_to_standard_normal(q), examples)
+
+    def elbo_terms(
+        self, batch: Batch, posteriors: dict[str, DiagGaussian], presence: Presence
+    ) -> LossTerms:
         """Negative ELBO of the joint posterior: every modality decoded from one
         sample of q(z | all observed), one KL term (logged as `kl/joint`)."""
-        joint = self.fuse(posteriors)
-        z = joint.rsample()
-        recon = {m: self.reconstruction_nll(batch, m, z) for m in batch}
-        kl = {"joint": kl_to_standard_normal(joint).mean()}
-        return LossTerms(loss=sum(recon.values()) + self.beta_now * kl["joint"], recon=recon, kl=kl)
+        recon, kl = self.fused_elbo(batch, posteriors, presence, presence.any_of(batch))
+        return LossTerms(
+            loss=sum(recon.values()) + self.beta_now * kl, recon=recon, kl={"joint": kl}
+        )
 
-    def alignment(self, posteriors: dict[str, DiagGaussian]) -> Tensor:
-        """Mean pairwise W2^2 between the unimodal posteriors, batch-averaged."""
-        return mean_pairwise_w2_squared(list(posteriors.values())).mean()
+    def alignment(self, posteriors: dict[str, DiagGaussian], presence: Presence) -> Tensor:
+        """Mean pairwise W2^2 between the unimodal posteriors each example has
+        (0 for one with fewer than two), batch-averaged."""
+        return mean_pairwise_w2_squared(
+            list(posteriors.values()), masks(posteriors, presence)
+        ).mean()
 
     def objective(self, batch: Batch) -> LossTerms:
         """The loss of one batch: the model's ELBO terms plus lambda * W2^2."""
-        batch = {m: x for m, x in batch.items() if m in self.decoders}
-        posteriors = self.encode(batch)
-        terms = self.elbo_terms(batch, posteriors)
+        observed = {m: x for m, x in batch.items() if m in self.decoders}
+        presence = Presence.of(batch, observed)
+        if not (presence.complete or self.trains_on_incomplete_data):
+            raise IncompleteDataError(
+                f"{type(self).__name__} cannot train on examples that miss modalities "
+                f"(the batch has presence masks for {sorted(presence.masks)}); train it on complete "
+                "data (data.paired_fraction=1.0) or choose a model that can, e.g. mvae_poe, "
+                "mw_vae, fmw_vae, mmvae or mopoe"
+            )
+        posteriors = self.encode(observed)
+        terms = self.elbo_terms(observed, posteriors, presence)
         if len(posteriors) >= 2:
-            terms.w2 = self.alignment(posteriors)
+            terms.w2 = self.alignment(posteriors, presence)
             if self.hparams.align_weight:
                 terms.loss = terms.loss + self.hparams.align_weight * terms.w2
         return terms

@@ -21,7 +21,9 @@ with the model.
 `decorrelation` (Sec. 6.2) penalises dependence between c_m and s_m:
 `cross_cov` the squared Frobenius norm of their batch cross-covariance,
 `mmd` the MMD between samples of q(c, s) and of q(c) q(s) (private parts
-shuffled across the batch), Gaussian kernel.
+shuffled across the batch), Gaussian kernel. On incomplete data both are
+over the examples that observe the modality, and the class means over those
+that observe the class and every modality with a private code.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ import torch
 from torch import Tensor
 
 from mwvae.gaussians import DiagGaussian, barycenter, mean_pairwise_w2_squared
-from mwvae.models.base import Batch, LossTerms
+from mwvae.models.base import Batch, LossTerms, masks
 from mwvae.models.mw_vae import MWVAE
+from mwvae.presence import Mask, Presence
 
 STYLES = ("auto", "prior", "class_mean")
 DECORRELATIONS = ("none", "cross_cov", "mmd")
@@ -48,21 +51,40 @@ def split(q: DiagGaussian, shared_dim: int) -> tuple[DiagGaussian, DiagGaussian]
     )
 
 
-def cross_covariance_penalty(c: Tensor, s: Tensor) -> Tensor:
-    """||Cov(c, s)||_F^2 over the batch."""
-    c, s = c - c.mean(0), s - s.mean(0)
-    return (c.T @ s / max(1, len(c) - 1)).square().sum()
+def cross_covariance_penalty(c: Tensor, s: Tensor, examples: Mask = None) -> Tensor:
+    """||Cov(c, s)||_F^2 over the batch (over `examples`, None: all of it)."""
+    if examples is None:
+        c, s = c - c.mean(0), s - s.mean(0)
+        return (c.T @ s / max(1, len(c) - 1)).square().sum()
+    count = examples.sum()
+    c, s = (torch.where(examples.unsqueeze(-1), x, 0.0) for x in (c, s))
+    # Means over all rows rescaled to means over `examples` (by exactly 1 when all are).
+    rescale = len(c) / count.clamp(min=1)
+    c, s = (torch.where(examples.unsqueeze(-1), x - x.mean(0) * rescale, 0.0) for x in (c, s))
+    return (c.T @ s / (count - 1).clamp(min=1)).square().sum()
 
 
-def mmd_penalty(c: Tensor, s: Tensor) -> Tensor:
-    """MMD^2 between [c, s] and [c, s shuffled], Gaussian kernel of width sqrt(dim)."""
+def mmd_penalty(c: Tensor, s: Tensor, examples: Mask = None) -> Tensor:
+    """MMD^2 between [c, s] and [c, s shuffled], Gaussian kernel of width
+    sqrt(dim), over the pairs of `examples` (None: all of the batch)."""
+    order = torch.randperm(len(s), device=s.device)
     joint = torch.cat([c, s], -1)
-    independent = torch.cat([c, s[torch.randperm(len(s), device=s.device)]], -1)
+    independent = torch.cat([c, s[order]], -1)
+    shuffled = None if examples is None else examples & examples[order]
 
-    def kernel(a: Tensor, b: Tensor) -> Tensor:
-        return torch.exp(-torch.cdist(a, b).square() / a.shape[-1]).mean()
+    def kernel(a: Tensor, b: Tensor, a_rows: Mask, b_rows: Mask) -> Tensor:
+        k = torch.exp(-torch.cdist(a, b).square() / a.shape[-1])
+        if a_rows is None:
+            return k.mean()
+        # The mean over all pairs, rescaled to the mean over the kept ones.
+        rescale = len(a_rows) * len(b_rows) / (a_rows.sum() * b_rows.sum()).clamp(min=1)
+        return torch.where(a_rows.unsqueeze(-1) & b_rows, k, 0.0).mean() * rescale
 
-    return kernel(joint, joint) + kernel(independent, independent) - 2 * kernel(joint, independent)
+    return (
+        kernel(joint, joint, examples, examples)
+        + kernel(independent, independent, shuffled, shuffled)
+        - 2 * kernel(joint, independent, examples, shuffled)
+    )
 
 
 class FMWVAE(MWVAE):
@@ -111,15 +133,21 @@ class FMWVAE(MWVAE):
     def split(self, q: DiagGaussian) -> tuple[DiagGaussian, DiagGaussian]:
         return split(q, self.hparams.latent_dim)
 
-    def fuse(self, posteriors: dict[str, DiagGaussian]) -> DiagGaussian:
+    def fuse(
+        self, posteriors: dict[str, DiagGaussian], presence: Presence | None = None
+    ) -> DiagGaussian:
         """The barycenter of the observed shared parts."""
-        return barycenter([self.split(q)[0] for q in posteriors.values()])
+        shared = [self.split(q)[0] for q in posteriors.values()]
+        return barycenter(shared, masks(posteriors, presence))
 
-    def alignment(self, posteriors: dict[str, DiagGaussian]) -> Tensor:
-        return mean_pairwise_w2_squared([self.split(q)[0] for q in posteriors.values()]).mean()
+    def alignment(self, posteriors: dict[str, DiagGaussian], presence: Presence) -> Tensor:
+        shared = [self.split(q)[0] for q in posteriors.values()]
+        return mean_pairwise_w2_squared(shared, masks(posteriors, presence)).mean()
 
-    def elbo_terms(self, batch: Batch, posteriors: dict[str, DiagGaussian]) -> LossTerms:
-        terms = super().elbo_terms(batch, posteriors)
+    def elbo_terms(
+        self, batch: Batch, posteriors: dict[str, DiagGaussian], presence: Presence
+    ) -> LossTerms:
+        terms = super().elbo_terms(batch, posteriors, presence)
         if self.hparams.decorrelation != "none":
             penalty_fn = (
                 cross_covariance_penalty
@@ -127,18 +155,19 @@ class FMWVAE(MWVAE):
                 else mmd_penalty
             )
             penalty = 0.0
-            for q in posteriors.values():
+            for m, q in posteriors.items():
                 shared, private = self.split(q)
                 if private.mu.shape[-1] == 0:
                     continue
+                examples = presence.of_modality(m)
                 if self.hparams.decorrelation == "cross_cov":
-                    penalty = penalty + penalty_fn(shared.mu, private.mu)
+                    penalty = penalty + penalty_fn(shared.mu, private.mu, examples)
                 else:
-                    penalty = penalty + penalty_fn(shared.rsample(), private.rsample())
+                    penalty = penalty + penalty_fn(shared.rsample(), private.rsample(), examples)
             terms.loss = terms.loss + self.hparams.decorrelation_weight * penalty
             terms.extra["decorrelation"] = penalty
         if self.training and self.hparams.style == "class_mean":
-            self.accumulate_styles(batch, posteriors)
+            self.accumulate_styles(batch, posteriors, presence)
         return terms
 
     # ------------------------------------------------------------------ likelihood
@@ -175,13 +204,19 @@ class FMWVAE(MWVAE):
 
     # ------------------------------------------------------------------ styles
     @torch.no_grad()
-    def accumulate_styles(self, batch: Batch, posteriors: dict[str, DiagGaussian]) -> None:
-        classes = batch[self.hparams.style_modality]
-        self.style_counts.index_add_(
-            0, classes, torch.ones_like(classes, dtype=self.style_counts.dtype)
-        )
+    def accumulate_styles(
+        self, batch: Batch, posteriors: dict[str, DiagGaussian], presence: Presence
+    ) -> None:
+        """Add the examples that observe the class and every private modality."""
+        key = self.hparams.style_modality
+        counted = presence.all_of([key, *self.private_modalities])
+        classes = batch[key]
+        weights = torch.ones_like(classes, dtype=self.style_counts.dtype)
+        if counted is not None:  # a hidden class is a placeholder: count it as 0, in class 0
+            classes, weights = torch.where(counted, classes, 0), torch.where(counted, weights, 0.0)
+        self.style_counts.index_add_(0, classes, weights)
         for m, q in posteriors.items():
-            self.style_sums(m).index_add_(0, classes, self.split(q)[1].mu)
+            self.style_sums(m).index_add_(0, classes, self.split(q)[1].mu * weights.unsqueeze(-1))
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()

@@ -5,7 +5,8 @@ loss = -E_{q(z|X)} sum_m log p(x_m | z) + beta * KL(q(z|X) || p(z))
        + alpha * sum_m KL(q(z|X) || q(z|x_m)).
 All modalities are inferred by the joint encoder, a single one by its own
 encoder; a strict subset of two or more (three modalities and up) has no
-posterior and raises `UnsupportedSubsetError`.
+posterior and raises `UnsupportedSubsetError`. Every term needs the joint
+encoder, so it cannot train on examples that miss a modality.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from torch import nn
 from mwvae.gaussians import DiagGaussian, kl_divergence, kl_to_standard_normal
 from mwvae.models.base import Batch, LossTerms, MultimodalVAE
 from mwvae.nets.joint import JointEncoder
+from mwvae.presence import Presence
 
 JOINT = "joint"
 
 
 class JMVAE(MultimodalVAE):
+    trains_on_incomplete_data = False  # every term needs the joint posterior
+
     def __init__(
         self,
         modalities: dict[str, dict[str, Any]],
@@ -57,7 +61,9 @@ class JMVAE(MultimodalVAE):
             return self.encoders[m](x)
         return self.encoders[JOINT](observed)
 
-    def elbo_terms(self, batch: Batch, posteriors: dict[str, DiagGaussian]) -> LossTerms:
+    def elbo_terms(
+        self, batch: Batch, posteriors: dict[str, DiagGaussian], presence: Presence
+    ) -> LossTerms:
         joint = self.encoders[JOINT](batch)
         z = joint.rsample()
         recon = {m: self.reconstruction_nll(batch, m, z) for m in batch}

@@ -3,7 +3,8 @@
 The ELBO is the base's: every modality decoded from q(z | x, y), one KL term.
 The model has no posterior for a strict subset of the modalities: `posterior`
 and `reconstruct` raise `UnsupportedSubsetError` rather than impute what is
-missing, and the cross-modal metrics are not computed for it.
+missing, and the cross-modal metrics are not computed for it. For the same
+reason it cannot train on examples that miss a modality (`IncompleteDataError`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from mwvae.nets.joint import JointEncoder
 
 
 class JointMVAE(MultimodalVAE):
+    trains_on_incomplete_data = False  # the joint encoder reads every modality
+
     def __init__(
         self,
         modalities: dict[str, dict[str, Any]],

@@ -6,6 +6,12 @@ training) the loss adds to the joint ELBO the ELBO of each single modality,
 and for more than two modalities `num_random_subsets` random subsets of
 intermediate size per step; with `subsample: false` only the joint ELBO is
 trained, the baseline the paper shows (Figs. 8-9).
+
+On incomplete data (Wu & Goodman's weak supervision) each example's terms
+come from what it observes: a subset's ELBO counts for the examples that
+observe all of it, and the joint ELBO (the product of the observed experts)
+for those observing two modalities or more, with sub-sampling (an example
+with one modality has its single-modality ELBO), for all without.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from typing import Any
 
 import torch
 
-from mwvae.gaussians import DiagGaussian, kl_to_standard_normal, product_of_experts
-from mwvae.models.base import Batch, LossTerms, MultimodalVAE
+from mwvae.gaussians import DiagGaussian, product_of_experts
+from mwvae.models.base import Batch, LossTerms, MultimodalVAE, masks
+from mwvae.presence import Presence
 
 
 class MVAEPoE(MultimodalVAE):
@@ -38,8 +45,12 @@ class MVAEPoE(MultimodalVAE):
     def on_reseed(self, seed: int) -> None:
         self.subset_rng.seed(seed)
 
-    def fuse(self, posteriors: dict[str, DiagGaussian]) -> DiagGaussian:
-        return product_of_experts(list(posteriors.values()), prior_expert=True)
+    def fuse(
+        self, posteriors: dict[str, DiagGaussian], presence: Presence | None = None
+    ) -> DiagGaussian:
+        return product_of_experts(
+            list(posteriors.values()), prior_expert=True, masks=masks(posteriors, presence)
+        )
 
     def training_subsets(self, names: list[str]) -> list[list[str]]:
         """The strict subsets whose ELBOs are added: each single modality, and
@@ -52,16 +63,24 @@ class MVAEPoE(MultimodalVAE):
                 subsets.append([names[i] for i in sorted(chosen)])
         return subsets
 
-    def elbo_terms(self, batch: Batch, posteriors: dict[str, DiagGaussian]) -> LossTerms:
-        terms = super().elbo_terms(batch, posteriors)
+    def elbo_terms(
+        self, batch: Batch, posteriors: dict[str, DiagGaussian], presence: Presence
+    ) -> LossTerms:
         if not self.hparams.subsample or len(posteriors) < 2:
-            return terms
+            return super().elbo_terms(batch, posteriors, presence)
+        recon, kl = self.fused_elbo(batch, posteriors, presence, presence.at_least(batch, 2))
+        terms = LossTerms(
+            loss=sum(recon.values()) + self.beta_now * kl, recon=recon, kl={"joint": kl}
+        )
         subset_loss = 0.0
         for subset in self.training_subsets(list(posteriors)):
-            q = self.fuse({m: posteriors[m] for m in subset})
-            z = q.rsample()
-            recon = sum(self.reconstruction_nll(batch, m, z) for m in subset)
-            subset_loss = subset_loss + recon + self.beta_now * kl_to_standard_normal(q).mean()
+            sub_recon, sub_kl = self.fused_elbo(
+                {m: batch[m] for m in subset},
+                {m: posteriors[m] for m in subset},
+                presence,
+                presence.all_of(subset),
+            )
+            subset_loss = subset_loss + sum(sub_recon.values()) + self.beta_now * sub_kl
         terms.loss = terms.loss + subset_loss
         terms.extra["subset_loss"] = subset_loss
         return terms

@@ -11,12 +11,22 @@ from __future__ import annotations
 
 from mwvae.gaussians import DiagGaussian, kl_to_standard_normal
 from mwvae.models.base import Batch, LossTerms, MultimodalVAE
+from mwvae.presence import Presence, batch_mean
 
 
 class MWVAE(MultimodalVAE):
-    def elbo_terms(self, batch: Batch, posteriors: dict[str, DiagGaussian]) -> LossTerms:
-        """sum_m [ -E_{q_m} log p(x_m | z_m) + beta * KL(q_m || N(0, I)) ]."""
-        recon = {m: self.reconstruction_nll(batch, m, q.rsample()) for m, q in posteriors.items()}
-        kl = {m: kl_to_standard_normal(q).mean() for m, q in posteriors.items()}
+    def elbo_terms(
+        self, batch: Batch, posteriors: dict[str, DiagGaussian], presence: Presence
+    ) -> LossTerms:
+        """sum_m [ -E_{q_m} log p(x_m | z_m) + beta * KL(q_m || N(0, I)) ], each
+        modality's terms over the examples that observe it."""
+        recon = {
+            m: self.reconstruction_nll(batch, m, q.rsample(), presence.of_modality(m))
+            for m, q in posteriors.items()
+        }
+        kl = {
+            m: batch_mean(kl_to_standard_normal(q), presence.of_modality(m))
+            for m, q in posteriors.items()
+        }
         loss = sum(recon.values()) + self.beta_now * sum(kl.values())
         return LossTerms(loss=loss, recon=recon, kl=kl)
