@@ -34,7 +34,7 @@ def test_defaults_are_mw_vae_on_mnist_on_the_cpu(tmp_path):
 def test_coco_demo_keeps_the_demo_schema_and_the_coco_networks(tmp_path):
     cfg = compose_config(["data=coco_demo", "data.num_train=10", f"paths.output_dir={tmp_path}"])
     assert cfg.data._target_ == "mwvae.data.COCODemoDataModule"
-    assert cfg.data.root.endswith("coco_demo_10_1000")
+    assert cfg.data.root.endswith("coco_demo_10_1000_0")
     assert cfg.data.modalities.image.encoder._target_ == "mwvae.nets.ConvEncoder"
     assert list(cfg.data.modalities.caption.encoder.input_shape) == [384]
     with pytest.raises(Exception, match="data.num_train"):
@@ -79,3 +79,25 @@ def test_compile_options_that_work_pass(tmp_path):
         validate(
             compose_config(["compile.enabled=true", *overrides, f"paths.output_dir={tmp_path}"])
         )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.paired_fraction=1.5"], "data.paired_fraction: must be within"),
+        (["data.paired_fraction=0.1", "data.unpaired_keep=caption"], "data.unpaired_keep"),
+        (["data.paired_fraction=0.1", "model=m_vae_joint"], "JointMVAE cannot train on exampl"),
+        (["data.paired_fraction=0.1", "model=jmvae"], "JMVAE cannot train on examples"),
+    ],
+)
+def test_bad_weak_supervision_settings_fail_before_training(tmp_path, overrides, message):
+    cfg = compose_config([*overrides, f"paths.output_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match=message):
+        validate(cfg)
+
+
+def test_weak_supervision_settings_that_work_pass(tmp_path):
+    for model in ("mvae_poe", "m_vae", "mw_vae", "fmw_vae", "mmvae", "mopoe", "vae"):
+        overrides = [f"model={model}", "data.paired_fraction=0.01", "data.unpaired_keep=label"]
+        validate(compose_config([*overrides, f"paths.output_dir={tmp_path}"]))
+    validate(compose_config(["model=m_vae_joint", f"paths.output_dir={tmp_path}"]))

@@ -158,3 +158,47 @@ def test_kl_between_gaussians_matches_torch_distributions():
         Independent(Normal(q.mu, q.std), 1), Independent(Normal(p.mu, p.std), 1)
     )
     torch.testing.assert_close(gaussian_kl(q, p), expected)
+
+
+def rows(q: DiagGaussian, i: int) -> DiagGaussian:
+    return DiagGaussian(q.mu[i : i + 1], q.logvar[i : i + 1])
+
+
+# Per example (5 of them), which of three posteriors it has: all, two, one, one, none.
+PRESENT = [[0, 1, 2], [0, 2], [1], [2], []]
+
+
+def masked(present=PRESENT, count=3) -> list[torch.Tensor]:
+    return [torch.tensor([k in p for p in present]) for k in range(count)]
+
+
+def test_masked_fusions_are_those_of_the_present_posteriors_per_example():
+    generator = torch.Generator().manual_seed(5)
+    qs = [random_gaussian(generator) for _ in range(3)]
+    product = product_of_experts(qs, prior_expert=True, masks=masked())
+    center = barycenter(qs, masks=masked())
+    pairs = mean_pairwise_w2_squared(qs, masks=masked())
+    for i, present in enumerate(PRESENT):
+        kept = [rows(qs[k], i) for k in present]
+        # Independently: the product of the kept densities and N(0, I), in closed form
+        # from precisions; the barycenter as the minimiser is tested above.
+        zeros = torch.zeros_like(rows(qs[0], i).mu)
+        precision = 1.0 + sum(((-q.logvar).exp() for q in kept), zeros)
+        mu = sum(((-q.logvar).exp() * q.mu for q in kept), zeros) / precision
+        torch.testing.assert_close(product.mu[i : i + 1], mu)
+        torch.testing.assert_close(product.logvar[i : i + 1], -precision.log())
+        expected = barycenter(kept) if kept else DiagGaussian.standard(rows(qs[0], i).mu)
+        torch.testing.assert_close(center.mu[i : i + 1], expected.mu)
+        torch.testing.assert_close(center.logvar[i : i + 1], expected.logvar)
+        w2 = [w2_squared(a, b) for j, a in enumerate(kept) for b in kept[j + 1 :]]
+        torch.testing.assert_close(pairs[i : i + 1], torch.stack(w2).mean(0) if w2 else zeros[:, 0])
+
+
+def test_every_mask_set_fuses_exactly_as_no_mask():
+    generator = torch.Generator().manual_seed(6)
+    qs = [random_gaussian(generator) for _ in range(3)]
+    everyone = masked([[0, 1, 2]] * 5)
+    for fuse in (product_of_experts, barycenter):
+        plain, all_set = fuse(qs), fuse(qs, masks=everyone)
+        assert torch.equal(plain.mu, all_set.mu) and torch.equal(plain.logvar, all_set.logvar)
+    assert torch.equal(mean_pairwise_w2_squared(qs), mean_pairwise_w2_squared(qs, everyone))

@@ -133,6 +133,7 @@ class COCOConfig(DataConfig):
 class COCODemoConfig(COCOConfig):
     num_train: int = 4000
     num_val: int = 1000
+    num_uncaptioned: int = 0
 
 
 @dataclass
