@@ -56,9 +56,10 @@ def cell(values: list[float]) -> str:
     if not values:
         return "-"
     mean = statistics.fmean(values)
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
     digits = 3 if abs(mean) < 10 else 1
-    return f"{mean:.{digits}f} +- {spread:.{digits}f}"
+    if len(values) == 1:  # one seed: no spread to report
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} +- {statistics.stdev(values):.{digits}f}"
 
 
 def table(runs) -> str:
