@@ -11,6 +11,7 @@ has several seeds), and draws them against the paired fraction.
 from __future__ import annotations
 
 import argparse
+import statistics
 from collections import defaultdict
 from pathlib import Path
 
@@ -71,18 +72,19 @@ def plot(results: Results, path: Path) -> Path:
     figure, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 3.8), sharey=True)
     for ax, (key, title) in zip(axes, METRICS.items(), strict=True):
         for model in ordered(results):
-            points = sorted(
-                (f, sum(values) / len(values))
+            points = sorted(  # (fraction, mean, std over seeds)
+                (f, statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0)
                 for f, runs in results[model].items()
                 if (values := [m[key] for m in runs if key in m])
             )
             if points:
-                ax.plot(*zip(*points, strict=True), marker="o", label=model)
+                x, mean, std = zip(*points, strict=True)
+                ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=model)
         ax.axhline(CHANCE, color="grey", linestyle=":", label="chance")
         ax.set(xscale="log", xlabel="paired fraction of the training set", title=title)
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test accuracy")
+    axes[0].set_ylabel("test accuracy (mean, bars: std over seeds)")
     axes[-1].legend(fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
