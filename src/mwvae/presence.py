@@ -4,10 +4,9 @@ A batch may carry `mask/<m>` (see `mwvae.data.missing`). Every loss term is
 a batch mean of per-example terms in which an example counts only the terms
 of what it observes, as 0 otherwise: the objective stays the mean over
 examples of each example's own loss, and a hidden value sends no gradient
-anywhere (`torch.where`, not a product: 0 * a placeholder's NaN is NaN).
-Masks are read as tensors, never on the host, so training steps do not wait
-for the device. With no mask, or every mask set, each quantity is computed
-exactly as for complete data.
+anywhere. Terms are selected with `torch.where`, so that with every mask set
+each one is bit for bit the unmasked one. Masks are read as tensors, never
+on the host, so training steps do not wait for the device.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import torch
 from mwvae.gaussians import DiagGaussian, w2_squared
 from mwvae.models import FMWVAE, JMVAE, MMVAE, MWVAE, VAE, JointMVAE, MoPoE, MVAEPoE
 from mwvae.models.base import IncompleteDataError
+from mwvae.models.fmw_vae import cross_covariance_penalty, mmd_penalty
 
 from .tiny import MODALITIES, MODALITIES3, make_batch, make_model
 
@@ -153,3 +154,33 @@ def test_the_value_of_a_hidden_modality_changes_nothing(variant):
     assert torch.equal(loss, other_loss)
     for grad, other_grad in zip(grads, other_grads, strict=True):
         assert (grad is None and other_grad is None) or torch.equal(grad, other_grad)
+
+
+def test_masked_decorrelation_penalties_are_those_of_the_kept_examples():
+    generator = torch.Generator().manual_seed(0)
+    c, s = torch.randn(8, 3, generator=generator), torch.randn(8, 2, generator=generator)
+    kept = torch.tensor([True, False, True, True, False, True, True, False])
+    torch.testing.assert_close(
+        cross_covariance_penalty(c, s, kept), cross_covariance_penalty(c[kept], s[kept])
+    )
+    torch.manual_seed(1)
+    penalty = mmd_penalty(c, s, kept)
+    torch.manual_seed(1)
+    order = torch.randperm(8)  # the shuffle mmd_penalty draws
+    joint = torch.cat([c, s], -1)
+    independent = torch.cat([c, s[order]], -1)
+
+    def kernel_mean(a, a_rows, b, b_rows):
+        values = [
+            torch.exp(-(a[i] - b[j]).square().sum() / a.shape[-1]) for i in a_rows for j in b_rows
+        ]
+        return torch.stack(values).mean()
+
+    rows = kept.nonzero().squeeze(1).tolist()
+    shuffled = [i for i in rows if kept[order[i]]]
+    expected = (
+        kernel_mean(joint, rows, joint, rows)
+        + kernel_mean(independent, shuffled, independent, shuffled)
+        - 2 * kernel_mean(joint, rows, independent, shuffled)
+    )
+    torch.testing.assert_close(penalty, expected)

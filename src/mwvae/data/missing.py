@@ -5,7 +5,9 @@ split stores, next to each modality `m`, a boolean tensor `mask/m`: whether
 each example observes m. The loaders gather the masks with the data, so a
 batch carries them; a batch without `mask/m` observes m in every example.
 The models read them (`mwvae.presence.Presence`): a hidden modality's value
-is a placeholder that no loss term sees.
+is a placeholder that no loss term sees. It must be finite all the same:
+the networks run on it (a NaN would reach the weights' gradients through
+the matrix products' backward).
 """
 
 from __future__ import annotations
