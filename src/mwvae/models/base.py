@@ -281,7 +281,17 @@ class MultimodalVAE(pl.LightningModule):
     ) -> LossTerms:
         """Negative ELBO of the joint posterior: every modality decoded from one
         sample of q(z | all observed), one KL term (logged as `kl/joint`)."""
-        recon, kl = self.fused_elbo(batch, posteriors, presence, presence.any_of(batch))
+        return self.joint_elbo_terms(batch, posteriors, presence, presence.any_of(batch))
+
+    def joint_elbo_terms(
+        self,
+        batch: Batch,
+        posteriors: dict[str, DiagGaussian],
+        presence: Presence,
+        examples: Mask,
+    ) -> LossTerms:
+        """The negative ELBO of the fused posterior over `examples`, as loss terms."""
+        recon, kl = self.fused_elbo(batch, posteriors, presence, examples)
         return LossTerms(
             loss=sum(recon.values()) + self.beta_now * kl, recon=recon, kl={"joint": kl}
         )

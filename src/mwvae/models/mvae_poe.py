@@ -68,10 +68,8 @@ class MVAEPoE(MultimodalVAE):
     ) -> LossTerms:
         if not self.hparams.subsample or len(posteriors) < 2:
             return super().elbo_terms(batch, posteriors, presence)
-        recon, kl = self.fused_elbo(batch, posteriors, presence, presence.at_least(batch, 2))
-        terms = LossTerms(
-            loss=sum(recon.values()) + self.beta_now * kl, recon=recon, kl={"joint": kl}
-        )
+        # An example with one modality has that modality's ELBO below, not a joint one too.
+        terms = self.joint_elbo_terms(batch, posteriors, presence, presence.at_least(batch, 2))
         subset_loss = 0.0
         for subset in self.training_subsets(list(posteriors)):
             sub_recon, sub_kl = self.fused_elbo(
