@@ -380,10 +380,13 @@ def validate(cfg: DictConfig) -> None:
 
 
 def _validate_hidden_modalities(cfg: DictConfig) -> None:
-    fraction, keep = cfg.data.paired_fraction, cfg.data.unpaired_keep
-    _require(0 <= fraction <= 1, "data.paired_fraction", f"must be within [0, 1], got {fraction}")
-    choices = ["random", *cfg.data.modalities]
-    _require(keep in choices, "data.unpaired_keep", f"{keep!r} is not one of {choices}")
+    from mwvae.data.missing import check_hiding  # the data package imports Lightning
+
+    fraction = cfg.data.paired_fraction
+    try:
+        check_hiding(fraction, cfg.data.unpaired_keep, list(cfg.data.modalities))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     if fraction < 1:
         model_class = get_class(cfg.model._target_)
         _require(

@@ -118,7 +118,9 @@ def barycenter(
     mu = mean_of_present([q.mu for q in posteriors], masks)
     std = mean_of_present([q.std for q in posteriors], masks)
     if masks is not None and any(mask is not None for mask in masks):
-        std = torch.where(_count(masks).unsqueeze(-1) > 0, std, 1.0)  # no posterior: the prior
+        std = torch.where(
+            count_present(masks).unsqueeze(-1) > 0, std, 1.0
+        )  # no posterior: the prior
     return DiagGaussian.from_mean_std(mu, std)
 
 
@@ -128,13 +130,16 @@ def mean_of_present(values: list[Tensor], masks: list[Tensor | None] | None = No
         return torch.stack(values).mean(0)
     kept = [_where_example(v, k, 0.0) for v, k in zip(values, masks, strict=True)]
     # The mean over all, rescaled to the mean over those kept (by exactly 1 when all are).
-    rescale = len(values) / _count(masks).clamp(min=1).unsqueeze(-1)
+    rescale = len(values) / count_present(masks).clamp(min=1).unsqueeze(-1)
     return torch.stack(kept).mean(0) * rescale
 
 
-def _count(masks: list[Tensor | None]) -> Tensor:
-    """How many of the masks each example is in (one mask at least is a tensor)."""
-    like = next(mask for mask in masks if mask is not None)
+def count_present(masks: list[Tensor | None]) -> Tensor | int:
+    """How many of the masks each example is in (None: every example); an
+    int when no mask is a tensor."""
+    like = next((mask for mask in masks if mask is not None), None)
+    if like is None:
+        return len(masks)
     return sum(torch.ones_like(like, dtype=torch.long) if k is None else k.long() for k in masks)
 
 
@@ -169,7 +174,7 @@ def mean_pairwise_w2_squared(
         raise ValueError("alignment needs at least two posteriors")
     if masks is None or all(mask is None for mask in masks):
         return 2.0 / (m - 1) * w2_to_barycenter(posteriors)
-    count = _count(masks)
+    count = count_present(masks)
     # clamp: 2 / 0 would make the gradient of the unused branch NaN
     pairs = 2.0 / (count - 1).clamp(min=1) * w2_to_barycenter(posteriors, masks)
     return torch.where(count >= 2, pairs, 0.0)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from mwvae.data.missing import MASK_PREFIX
+from mwvae.gaussians import count_present
 
 Mask = Tensor | None  # None: every example
 
@@ -82,10 +83,7 @@ class Presence:
 
     def count(self, modalities: Iterable[str]) -> Tensor | int:
         """How many of `modalities` each example observes (an int when all do)."""
-        modalities = list(modalities)
-        if not any(m in self.masks for m in modalities):
-            return len(modalities)
-        return sum(self.masks[m].long() if m in self.masks else 1 for m in modalities)
+        return count_present(self.restricted(modalities))
 
     def restricted(self, modalities: Iterable[str]) -> list[Mask]:
         """The mask of each of `modalities`, in order."""

@@ -30,7 +30,7 @@ def mask_key(modality: str) -> str:
 def check_hiding(paired_fraction: float, unpaired_keep: str, modalities: Sequence[str]) -> None:
     """Fail on settings `hidden_modalities` cannot use, naming the key."""
     if not 0.0 <= paired_fraction <= 1.0:
-        raise ValueError(f"data.paired_fraction must be within [0, 1], got {paired_fraction}")
+        raise ValueError(f"data.paired_fraction: must be within [0, 1], got {paired_fraction}")
     if unpaired_keep != RANDOM and unpaired_keep not in modalities:
         raise ValueError(
             f"data.unpaired_keep={unpaired_keep!r}; choose {RANDOM!r} or one of {list(modalities)}"

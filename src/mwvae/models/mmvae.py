@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from mwvae.gaussians import DiagGaussian, mean_of_present
+from mwvae.gaussians import DiagGaussian, count_present, mean_of_present
 from mwvae.models.base import Batch, LossTerms, MultimodalVAE, masks
 from mwvae.presence import Mask, Presence, batch_mean, both
 
@@ -32,10 +32,9 @@ def mixture_log_prob(
         q.log_prob(z) if k is None else torch.where(k, q.log_prob(z), -math.inf)
         for q, k in zip(experts, masks, strict=True)
     ]
-    if all(k is None for k in masks):
-        return torch.logsumexp(torch.stack(log_probs), 0) - math.log(len(experts))
-    count = sum(torch.ones_like(z[..., 0]) if k is None else k.to(z.dtype) for k in masks)
-    return torch.logsumexp(torch.stack(log_probs), 0) - count.log()
+    count = count_present(masks)
+    log_count = math.log(count) if isinstance(count, int) else count.to(z.dtype).log()
+    return torch.logsumexp(torch.stack(log_probs), 0) - log_count
 
 
 class MMVAE(MultimodalVAE):
