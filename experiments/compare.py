@@ -25,15 +25,18 @@ ORDER = ["mvae_poe_paper", "mvae_poe", "m_vae", "mw_vae", "fmw_vae", "jmvae", "m
 COLUMNS = {
     "coherence/image_to_label": "image -> label",
     "coherence/label_to_image": "label -> image",
+    "coherence_class_mean/label_to_image": "label -> image, class-mean style",
     "coherence/joint": "joint coherence",
     "w2": "W2^2",
     "probe/image": "linear probe",
     "loglik/joint": "log p(x, y)",
     "loglik/image": "log p(x)",
+    "loglik/label": "log p(y)",
     "loglik/image_given_label": "log p(x \\| y)",
     "recon_mse/image_only/image": "MSE image from image",
     "recon_mse/label_only/image": "MSE image from label",
-    "style/mse_label_plus_own_style": "MSE image from label + own style",
+    "recon_mse_class_mean/label_only/image": "MSE image from label, class-mean style",
+    "style/mse_own_style/image": "MSE image from label + own style",
 }
 SETTINGS = ("image_only", "label_only")
 

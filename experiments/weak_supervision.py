@@ -26,6 +26,9 @@ from compare import ORDER, cell, read_runs  # noqa: E402  (experiments/ is the s
 METRICS = {
     "test/coherence/image_to_label": "image -> label accuracy",
     "test/coherence/label_to_image": "label -> image coherence",
+    "test/coherence_class_mean/label_to_image": (
+        "label -> image coherence with the class-mean private code (FMW-VAE)"
+    ),
 }
 CHANCE = 0.1  # ten digits
 
@@ -60,6 +63,8 @@ def table(results: Results) -> str:
             "|---|" + "---|" * len(fractions),
         ]
         for model in ordered(results):
+            if not any(key in m for runs in results[model].values() for m in runs):
+                continue  # a metric only some models have
             cells = [
                 cell([m[key] for m in results[model].get(f, []) if key in m]) for f in fractions
             ]

@@ -197,7 +197,13 @@ def test_ddp_cli_writes_one_run_folder_from_rank_zero(tmp_path, mnist_dir):
     )
     single = trainer.validate(model, datamodule, verbose=False)[0]
     single |= trainer.test(model, datamodule, verbose=False)[0]
-    for key in ("val/kl/image", "val/w2", "val/acc/image_to_label", "test/kl/label", "test/w2"):
+    for key in (
+        "val/kl/image",
+        "val/w2",
+        "val/coherence/image_to_label",
+        "test/kl/label",
+        "test/w2",
+    ):
         assert metrics[key] == pytest.approx(single[key], rel=1e-5), key
 
 

@@ -7,7 +7,7 @@ import pytest
 from hydra.utils import instantiate
 
 from mwvae.config import compose_config
-from mwvae.eval import evaluate
+from mwvae.evaluation.suite import evaluate
 from mwvae.train import build_model
 
 from .test_train import MODELS, QUIET
@@ -33,10 +33,14 @@ def test_every_model_gets_the_metrics_it_admits(tmp_path, model):
     net, datamodule = built(tmp_path, model)
     metrics = evaluate(net, datamodule, SMALL, tmp_path)
     assert all(value == value for value in metrics.values())  # no NaN
+    assert metrics["test/evaluator_accuracy/image"] > 0.5
     if model == "vae":
         assert set(metrics) == {
+            "test/evaluator_accuracy/image",
             "test/recon_mse/image_only/image",
             "test/loglik/image",
+            "test/loglik_se/image",
+            "test/loglik_ess/image",
             "test/probe/image",
         }
     elif model == "m_vae_joint":  # infers only from both: no cross-modal metric, no probe
@@ -51,11 +55,27 @@ def test_every_model_gets_the_metrics_it_admits(tmp_path, model):
             "loglik/image",
             "loglik/label",
             "loglik/image_given_label",
+            "loglik_se/image_given_label",
+            "loglik_ess/joint",
             "probe/image",
             "w2",
             "recon_mse/label_only/image",
         ):
             assert f"test/{key}" in metrics, key
+        assert metrics["test/loglik/joint"] <= metrics["test/loglik/image"]  # common draws
+    if model == "fmw_vae":  # the private code of the image imputed both ways
+        assert "test/coherence_class_mean/label_to_image" in metrics
+        assert "test/recon_mse_class_mean/label_only/image" in metrics
+        assert "test/style/mse_own_style/image" in metrics
+
+
+def test_w2_is_the_training_objective_s_alignment_term(tmp_path):
+    net, datamodule = built(tmp_path, "mvae_poe")
+    metrics = evaluate(net, datamodule, {**SMALL, "likelihood": {"num_samples": 0}}, tmp_path)
+    datamodule.setup()
+    test = datamodule.splits["test"]
+    terms = net.objective({m: test[m] for m in net.modality_names})
+    assert metrics["test/w2"] == pytest.approx(terms.w2.item(), rel=1e-5)
 
 
 def test_same_checkpoint_same_seed_same_numbers(tmp_path):
@@ -63,7 +83,19 @@ def test_same_checkpoint_same_seed_same_numbers(tmp_path):
     first = evaluate(net, datamodule, {**SMALL, "figures": True}, tmp_path)
     second = evaluate(net, datamodule, SMALL, tmp_path)
     assert first == second
-    assert "test/coherence/image_to_image2" in first
-    assert "test/style/mse_label_plus_own_style" in first
+    # Every subset -> target pair of three modalities, both styles for images.
+    pairs = {
+        "image_to_label", "image_to_image2", "label_to_image", "label_to_image2",
+        "image2_to_image", "image2_to_label", "image+label_to_image2",
+        "image+image2_to_label", "label+image2_to_image",
+    }  # fmt: skip
+    assert {k.split("/", 2)[2] for k in first if k.startswith("test/coherence/")} == pairs | {
+        "joint"
+    }
+    assert {k.split("/", 2)[2] for k in first if k.startswith("test/coherence_class_mean/")} == {
+        p for p in pairs if p.endswith("image") or p.endswith("image2")
+    }
+    assert "test/loglik/label+image2" in first and "test/loglik/image_given_label+image2" in first
+    assert "test/style/mse_own_style/image2" in first
     for name in ("reconstructions_all", "latent_projection", "style_transfer"):
         assert (tmp_path / "figures" / f"{name}.png").exists()

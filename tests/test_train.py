@@ -64,7 +64,7 @@ def test_fast_dev_run_of_every_model_through_composed_configs(tmp_path, model, d
     assert torch.isfinite(torch.tensor(metrics["test/loss"]))
     assert objects["model"].last_training_terms["loss"].isfinite()
     if model not in ("vae", "m_vae_joint"):
-        assert "test/acc/image_to_label" in metrics
+        assert "val/coherence/image_to_label" in metrics
 
 
 def test_seed_is_honoured_zero_included(tmp_path):
@@ -102,7 +102,7 @@ def test_cli_writes_the_run_folder_and_resumes_from_last(tmp_path):
         "test/kl/image",
         "test/kl/label",
         "test/w2",
-        "test/acc/image_to_label",
+        "val/coherence/image_to_label",
         "val/loss",
         "test/coherence/label_to_image",
         "test/loglik/joint",

@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from hydra.utils import get_class
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict
 
+from mwvae.evaluation.settings import EvaluationSettings
 from mwvae.likelihoods import LIKELIHOODS
 
 
@@ -175,9 +176,18 @@ class TrainConfig:
     optimized_metric: str = "val/loss"
     figures: bool = True
     evaluate: bool = True
-    evaluation: Any = None
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     threads: int | None = None
     compile: CompileConfig = field(default_factory=lambda: CompileConfig())
+
+
+@dataclass
+class EvalConfig:
+    """`python -m mwvae.eval`: a checkpoint and the evaluation's settings."""
+
+    ckpt_path: str = MISSING
+    output_dir: str | None = None
+    settings: EvaluationSettings = field(default_factory=EvaluationSettings)
 
 
 def sqlite_url(path: str) -> str:
@@ -279,6 +289,7 @@ def register_configs() -> None:
             OmegaConf.register_new_resolver(name, resolver)
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
+    store.store(name="eval_schema", node=EvalConfig)
     store.store(group="schema", name="model", node=ModelConfig)
     store.store(group="schema", name="vae", node=VAEConfig)
     store.store(group="schema", name="joint_model", node=JointEncoderConfig)

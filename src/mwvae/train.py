@@ -29,8 +29,8 @@ from mwvae import unsafe_checkpoint_message
 from mwvae.callbacks import NonFiniteLossError
 from mwvae.config import ConfigError, register_configs, validate
 from mwvae.data.mnist_source import DatasetMissingError
-from mwvae.eval import evaluate
 from mwvae.evaluation.figures import plot_training_curves
+from mwvae.evaluation.suite import evaluate
 from mwvae.models.base import IncompleteDataError
 
 log = logging.getLogger(__name__)

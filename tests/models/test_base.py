@@ -83,11 +83,11 @@ def test_m_vae_logs_w2_without_optimising_it():
     torch.testing.assert_close(aligned.loss - aligned.w2, loss_only)  # ...but only MW-VAE adds it
 
 
-def test_cross_modal_accuracy_names_source_and_target():
+def test_cross_modal_coherence_names_source_and_target():
     model, batch = make_model(), make_batch()
-    accuracy = model.cross_modal_accuracy(batch)
-    assert set(accuracy) == {"acc/image_to_label"}
-    assert 0.0 <= accuracy["acc/image_to_label"].item() <= 1.0
+    accuracy = model.cross_modal_coherence(batch)
+    assert set(accuracy) == {"coherence/image_to_label"}
+    assert 0.0 <= accuracy["coherence/image_to_label"].item() <= 1.0
 
 
 def test_unknown_or_missing_modalities_fail_clearly():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,8 @@ import torch
 from filelock import FileLock
 from lightning_utilities.core.rank_zero import rank_zero_warn  # what Lightning re-exports
 from safetensors.torch import load_file, safe_open, save_file
+
+log = logging.getLogger(__name__)
 
 Tensors = dict[str, torch.Tensor]
 # key -> (shape, dtype) a cache must hold; None in a shape matches any size.
@@ -89,16 +92,21 @@ def cached_tensors(
     layout: Layout | None = None,
 ) -> Tensors:
     """Load the cache at `path`, building (or rebuilding) it with `build()` if
-    it is missing, corrupt, or (given a `layout`) does not hold those tensors."""
+    it is missing, corrupt, (given a `layout`) does not hold those tensors, or
+    was built from other inputs than `metadata` says (its values are stored
+    with the tensors and compared on load)."""
     path = Path(path)
     with FileLock(str(path) + ".lock"):
         if path.exists():
             try:
-                tensors = load_tensors(path)[0]
+                tensors, found = load_tensors(path)
                 problem = layout_problem(tensors, layout) if layout is not None else None
-                if problem is None:
+                if problem is not None:
+                    raise CorruptCacheError(f"{path} {problem}")
+                stale = sorted(k for k, v in (metadata or {}).items() if found.get(k) != v)
+                if not stale:
                     return tensors
-                raise CorruptCacheError(f"{path} {problem}")
+                log.info("%s was built from other inputs (%s); rebuilding it", path, stale)
             except CorruptCacheError as error:
                 rank_zero_warn(f"{error}; rebuilding it.")
         # Under the lock, a temporary file of this cache is a dead job's leftover.

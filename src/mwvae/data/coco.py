@@ -34,7 +34,7 @@ from torch import Tensor
 
 from mwvae.data.cache import cached_tensors
 from mwvae.data.captions import CaptionEmbedder
-from mwvae.data.coco_demo import generate_coco_demo
+from mwvae.data.coco_demo import BACKGROUNDS, generate_coco_demo
 from mwvae.data.coco_source import (
     FOLDERS,
     Annotations,
@@ -222,6 +222,7 @@ class COCODataModule(pl.LightningDataModule):
     """
 
     MODALITIES = MODALITIES
+    class_key: str | None = None  # real COCO images share no class: no coherence, retrieval
 
     def __init__(
         self,
@@ -418,6 +419,19 @@ class COCODemoDataModule(COCODataModule):
         self.num_train, self.num_val = num_train, num_val
         self.num_uncaptioned = num_uncaptioned
 
+    # Evaluation: every caption names the background, the class coherence reads.
+    class_key = "background"
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.captioned:
+            return
+        super().setup(stage)
+        for split in self.splits.values():
+            split[self.class_key] = background_class(split["image"])
+
+    def classifier_source(self, modality: str) -> str | None:
+        return modality
+
     def ensure_available(self) -> None:
         with FileLock(str(self.root) + ".lock"):  # parallel jobs generate it once
             if not self.root.exists():
@@ -429,3 +443,14 @@ class COCODemoDataModule(COCODataModule):
                     num_uncaptioned=self.num_uncaptioned,
                 )
         super().ensure_available()
+
+
+def background_class(images: Tensor) -> Tensor:
+    """The index in `coco_demo.BACKGROUNDS` of each demo image's background: the
+    nearest to the median colour of its border (shapes cover little of it)."""
+    border = torch.cat(
+        [images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], -1
+    )
+    colour = border.median(-1).values  # (N, 3)
+    palette = torch.tensor(list(BACKGROUNDS.values()), dtype=images.dtype) / 255.0
+    return torch.cdist(colour, palette).argmin(-1)

@@ -35,6 +35,8 @@ class MNISTDataModule(pl.LightningDataModule):
     """
 
     MODALITIES = ("image", "label")
+    # Evaluation: the split tensor holding the class every modality of an example shares.
+    class_key = "label"
 
     def __init__(
         self,
@@ -68,6 +70,15 @@ class MNISTDataModule(pl.LightningDataModule):
         check_hiding(paired_fraction, unpaired_keep, self.MODALITIES)
         self.paired_fraction, self.unpaired_keep = paired_fraction, unpaired_keep
         self.splits: dict[str, dict[str, torch.Tensor]] = {}
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir
+
+    def classifier_source(self, modality: str) -> str | None:
+        """The training tensor of a classifier for `modality` (evaluation): the
+        image itself; none for the label, which is the class."""
+        return "image" if modality == "image" else None
 
     @property
     def cache_path(self) -> Path:
@@ -132,6 +143,9 @@ class MNIST3DataModule(MNISTDataModule):
     fixed by the seed."""
 
     MODALITIES = ("image", "label", "image2")
+
+    def classifier_source(self, modality: str) -> str | None:
+        return "image" if modality in ("image", "image2") else None
 
     def loader(self, split: str, batch_size: int, shuffle: bool) -> ClassPairedLoader:
         return ClassPairedLoader(

@@ -1,1 +1,1 @@
-"""Metrics and figures for trained models."""
+"""Metrics and figures for trained models: `suite.evaluate` runs them all."""

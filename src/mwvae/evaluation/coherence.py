@@ -1,43 +1,102 @@
-"""Coherence: do generated modalities agree? Plain accuracies (MultiVae
-averages per class instead), scored by the digit classifier for images.
+"""Coherence: do generated modalities show the class of what they were generated from?
 
-- label -> image: the digit the classifier reads in `reconstruct({label})`;
-- image -> label: the class of `reconstruct({image})` (also logged in training);
-- joint: decode samples of the prior into every modality and count how often
-  the classifier's reading of each image agrees with the decoded label.
+For every subset S of modalities the model can infer from and every target
+modality t outside S that can be read, `coherence/<S>_to_<t>` is the share
+of test examples whose t, decoded from S alone (`reconstruct`, the posterior
+mean), shows the example's class. A categorical modality is read by the
+argmax of its decoded probabilities and compared with its own true value; any
+other by a classifier of the dataset's class (`mwvae.evaluation.classifier`).
+Plain accuracies (MultiVae averages per class instead).
+
+`coherence/joint`: prior samples decoded into every readable modality, the
+share whose readings all agree. A model with private codes (FMW-VAE) fills an
+unobserved target's private code in each of its `imputation_styles`: the
+first (`prior`, which does not look at the class) is the headline key, the
+others get their own (`coherence_class_mean/...`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+from torch import Tensor
 
-from mwvae.models.base import Batch, MultimodalVAE
+from mwvae.likelihoods import Categorical
+from mwvae.models.base import Batch, MultimodalVAE, nonempty_subsets
+
+Reader = Callable[[Tensor], Tensor]  # decoded values (likelihood means) -> classes
+
+
+def readers(model: MultimodalVAE, classifiers: dict[str, Callable]) -> dict[str, Reader]:
+    """How each readable modality's decoded values become classes."""
+    found: dict[str, Reader] = {}
+    for m, likelihood in model.likelihoods.items():
+        if isinstance(likelihood, Categorical):
+            found[m] = lambda probabilities: probabilities.argmax(-1)
+        elif m in classifiers:
+            found[m] = classifiers[m]
+    return found
+
+
+def styled_key(metric: str, style: str | None, headline: str | None) -> str:
+    """`metric/...` for the headline style, `metric_<style>/...` for the others."""
+    group, name = metric.split("/", 1)
+    return metric if style == headline else f"{group}_{style}/{name}"
+
+
+def headline_style(model: MultimodalVAE) -> str | None:
+    """The style of the headline keys: the first the model offers (None: it has none)."""
+    return model.imputation_styles[0] if model.imputation_styles else None
+
+
+def target_styles(model: MultimodalVAE, target: str, observed) -> list[str | None]:
+    """The styles to decode `target` from `observed` in: each of the model's
+    when it imputes the target's private code, else just the headline's."""
+    if target in model.private_modalities and target not in observed:
+        return list(model.imputation_styles)
+    return [headline_style(model)]
+
+
+def source_name(subset) -> str:
+    return "+".join(subset)
 
 
 @torch.no_grad()
-def label_to_image_coherence(
-    model: MultimodalVAE, batch: Batch, classify, image: str = "image", label: str = "label"
-) -> float:
-    """Share of images generated from the label alone that show that digit."""
-    generated = model.reconstruct({label: batch[label]})[image]
-    return (classify(generated) == batch[label]).float().mean().item()
-
-
-@torch.no_grad()
-def image_to_label_coherence(
-    model: MultimodalVAE, batch: Batch, image: str = "image", label: str = "label"
-) -> float:
-    """Share of labels decoded from the image alone that are its true class."""
-    decoded = model.reconstruct({image: batch[image]})[label].argmax(-1)
-    return (decoded == batch[label]).float().mean().item()
+def cross_coherences(
+    model: MultimodalVAE,
+    batch: Batch,
+    truths: dict[str, Tensor],
+    read: dict[str, Reader],
+) -> dict[str, Tensor]:
+    """Per example (bool), whether each S -> t generation shows the truth of t."""
+    headline = headline_style(model)
+    hits = {}
+    names = [m for m in model.modality_names if m in batch]
+    for subset in nonempty_subsets(names):
+        targets = [t for t in read if t not in subset]
+        if not targets or not model.can_infer_from(subset):
+            continue
+        observed = {m: batch[m] for m in subset}
+        needed = {t: target_styles(model, t, subset) for t in targets}
+        for style in dict.fromkeys(s for styles in needed.values() for s in styles):
+            decoded = model.reconstruct(observed, style=style)
+            for t in targets:
+                if style in needed[t]:
+                    key = styled_key(f"coherence/{source_name(subset)}_to_{t}", style, headline)
+                    hits[key] = read[t](decoded[t]) == truths[t]
+    return hits
 
 
 @torch.no_grad()
 def joint_coherence(
-    model: MultimodalVAE, classify, n: int = 10_000, image: str = "image", label: str = "label"
+    model: MultimodalVAE, read: dict[str, Reader], n: int = 10_000, batch_size: int = 1000
 ) -> float:
-    """Share of prior samples whose decoded image shows the decoded label."""
-    z = torch.randn(n, model.prior_dim, device=model.device)
-    logits = model.decode_latent(z, [image, label])
-    images = model.likelihoods[image].mean(logits[image])
-    return (classify(images) == logits[label].argmax(-1)).float().mean().item()
+    """Share of prior samples whose decoded modalities all show the same class."""
+    agree = 0
+    for start in range(0, n, batch_size):
+        z = torch.randn(min(batch_size, n - start), model.prior_dim, device=model.device)
+        decoded = model.decode(z, list(read))
+        classes = [read[m](model.likelihoods[m].mean(out)) for m, out in decoded.items()]
+        agree += int(torch.stack([c == classes[0] for c in classes]).all(0).sum())
+    return agree / n

@@ -27,7 +27,7 @@ def _curve(rows: list[dict[str, float]], key: str) -> tuple[list[float], list[fl
 
 
 def _term_order(term: str) -> tuple[int, str]:
-    for rank, prefix in enumerate(("loss", "elbo", "w2", "acc/", "recon/", "kl/")):
+    for rank, prefix in enumerate(("loss", "elbo", "w2", "coherence/", "recon/", "kl/")):
         if term.startswith(prefix):
             return rank, term
     return 99, term
@@ -86,8 +86,8 @@ def plot_reconstructions(
     observed: list[str],
     out_path: Path,
     title: str,
-    image_key: str = "image",
-    label_key: str = "label",
+    image_key: str,
+    label_key: str,
     columns: int = 8,
 ) -> Path:
     """Pairs of rows: the inputs (an unobserved image is left blank) with their
@@ -109,12 +109,9 @@ def plot_reconstructions(
             axes[2 * (i // columns), i % columns],
             axes[2 * (i // columns) + 1, i % columns],
         )
-        if image_key in observed:
-            top.imshow(images[i, 0], cmap="gray", vmin=0, vmax=1)
-        else:
-            top.imshow(torch.ones_like(images[i, 0]), cmap="gray", vmin=0, vmax=1)
+        _show(top, images[i] if image_key in observed else torch.ones_like(images[i]))
         top.set_title(f"in: {int(labels[i])}" if label_key in observed else "in: -", fontsize=8)
-        bottom.imshow(decoded_images[i, 0], cmap="gray", vmin=0, vmax=1)
+        _show(bottom, decoded_images[i])
         right = int(decoded_labels[i]) == int(labels[i])
         bottom.set_title(
             f"out: {int(decoded_labels[i])}", fontsize=8, color="green" if right else "red"
@@ -150,46 +147,79 @@ def plot_latent_projection(
     return _save(fig, out_path)
 
 
-def plot_style_transfer(model, batch: Batch, out_path: Path, columns: int = 8) -> Path:
-    """FMW-VAE (the paper's Fig. 16 with styles added): row d decodes the
-    label d with the private (style) code of the image above each column."""
-    images = batch["image"][:columns]
-    style = model.split(model.encoders["image"](images))[1].mu
-    digits = torch.arange(10, device=images.device)
-    shared = model.posterior({"label": digits}).mu
-    codes = torch.cat([shared.repeat_interleave(columns, 0), style.repeat(10, 1)], -1)
-    decoded = model.likelihoods["image"].mean(model.decoders["image"](codes)).cpu()
-    fig, axes = plt.subplots(11, columns, figsize=(1.2 * columns, 13), squeeze=False)
+@torch.no_grad()
+def plot_style_transfer(
+    model: MultimodalVAE,
+    batch: Batch,
+    out_path: Path,
+    image_key: str,
+    class_key: str,
+    columns: int = 8,
+) -> Path:
+    """A model with private codes (FMW-VAE; the paper's Fig. 16 with styles
+    added): row d decodes the class d with the private (style) code of the
+    image above each column (`model.transfer_style`)."""
+    images = batch[image_key][:columns]
+    origin = torch.zeros(1, model.prior_dim, device=images.device)
+    num_classes = model.decode(origin, [class_key])[class_key].shape[-1]
+    classes = torch.arange(num_classes, device=images.device)
+    decoded = model.transfer_style(
+        {class_key: classes.repeat_interleave(len(images))},
+        {image_key: images.repeat(num_classes, *[1] * (images.dim() - 1))},
+    )[image_key].cpu()
+    fig, axes = plt.subplots(
+        num_classes + 1,
+        len(images),
+        figsize=(1.2 * len(images), 1.2 * (num_classes + 1) + 1),
+        squeeze=False,
+    )
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    for j in range(columns):
-        axes[0, j].imshow(images[j, 0].cpu(), cmap="gray", vmin=0, vmax=1)
+    for j in range(len(images)):
+        _show(axes[0, j], images[j].cpu())
         axes[0, j].set_title("style", fontsize=8)
-        for d in range(10):
-            axes[d + 1, j].imshow(decoded[d * columns + j, 0], cmap="gray", vmin=0, vmax=1)
+        for d in range(num_classes):
+            _show(axes[d + 1, j], decoded[d * len(images) + j])
             if j == 0:
-                axes[d + 1, j].set_ylabel(f"label {d}", fontsize=8)
-    fig.suptitle("FMW-VAE: label (rows) + style of the top image (columns)", fontsize=10)
+                axes[d + 1, j].set_ylabel(f"{class_key} {d}", fontsize=8)
+    fig.suptitle(
+        f"{type(model).__name__}: {class_key} (rows) + style of the top image (columns)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return _save(fig, out_path)
 
 
+def _show(ax, image: torch.Tensor) -> None:
+    """A (C, H, W) image in [0, 1]: grey for one channel, colour for three."""
+    if image.shape[0] == 1:
+        ax.imshow(image[0], cmap="gray", vmin=0, vmax=1)
+    else:
+        ax.imshow(image.permute(1, 2, 0).clamp(0, 1))
+
+
 @torch.no_grad()
 def plot_caption_reconstructions(
-    model: MultimodalVAE, images: torch.Tensor, captions: torch.Tensor, texts: list[str], out_path
+    model: MultimodalVAE,
+    images: torch.Tensor,
+    captions: torch.Tensor,
+    texts: list[str],
+    out_path,
+    names: tuple[str, str],
 ) -> Path:
     """The paper's Fig. 14 with the captions printed: for each example (row),
     the input image, then the image decoded when the encoder sees both
     modalities, only the image, and only the caption."""
+    image_key, caption_key = names
     settings = {
         name: observed
-        for name, observed in observation_settings(["image", "caption"]).items()
+        for name, observed in observation_settings(list(names)).items()
         if model.can_infer_from(observed)
     }
-    batch = {"image": images, "caption": captions}
+    batch = {image_key: images, caption_key: captions}
     decoded = {
-        name: model.reconstruct({m: batch[m] for m in observed})["image"].cpu()
+        name: model.reconstruct({m: batch[m] for m in observed})[image_key].cpu()
         for name, observed in settings.items()
     }
     columns = {"input": images.cpu(), **decoded}

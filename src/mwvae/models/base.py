@@ -3,7 +3,8 @@
 The base owns the modalities (an encoder, a decoder and a likelihood each),
 the ELBO of the joint posterior, the W2 alignment between unimodal
 posteriors, one step shared by training, validation and test, and the public
-inference API (`posterior`, `reconstruct`). A model overrides only what
+inference API (`posterior`, `reconstruct`, `decode` at a point of the whole
+latent, `proposal_components` for the likelihood estimates). A model overrides only what
 differs: how posteriors are fused, or which ELBO terms it optimises.
 
 Data flows one way: batch dict -> encoders of the present modalities ->
@@ -208,33 +209,69 @@ class MultimodalVAE(pl.LightningModule):
         self.check_observed(observed)
         return self.fuse(self.encode(observed))
 
-    def decode(self, z: Tensor) -> dict[str, Tensor]:
-        """Likelihood parameters (logits) of every modality."""
-        return {m: decoder(z) for m, decoder in self.decoders.items()}
+    def decode(self, z: Tensor, modalities: Iterable[str] | None = None) -> dict[str, Tensor]:
+        """The likelihood parameters (logits; means for Gaussian modalities) of
+        the given modalities, every one by default, at a point `z` of the
+        model's whole latent (`prior_dim` values, prior N(0, I)): the space
+        `latent_proposal` covers and `torch.randn(n, model.prior_dim)` samples."""
+        names = self.modality_names if modalities is None else modalities
+        return {m: self.decoders[m](z) for m in names}
 
     @torch.no_grad()
-    def reconstruct(self, observed: Batch, sample: bool = False) -> dict[str, Tensor]:
+    def reconstruct(
+        self, observed: Batch, sample: bool = False, style: str | None = None
+    ) -> dict[str, Tensor]:
         """Every modality decoded from the posterior of the observed ones:
         pixel means for images, class probabilities for labels. The posterior
-        mean is decoded unless `sample`."""
+        mean is decoded unless `sample`. `style` chooses how a model with
+        private codes fills those of unobserved modalities (one of
+        `imputation_styles`; None: the model's configured one)."""
+        self.check_style(style)
         z = self.posterior(observed).sample_or_mean(sample)
         return {m: self.likelihoods[m].mean(logits) for m, logits in self.decode(z).items()}
+
+    # ------------------------------------------------------------------ private codes
+    @property
+    def private_modalities(self) -> list[str]:
+        """The modalities with a private code of their own beside the shared one."""
+        return []
+
+    @property
+    def imputation_styles(self) -> tuple[str, ...]:
+        """The ways `reconstruct` can fill the private code of an unobserved
+        modality (none: the model has no private codes)."""
+        return ()
+
+    def check_style(self, style: str | None) -> None:
+        if style is not None and style not in self.imputation_styles:
+            raise ValueError(
+                f"style={style!r}: {type(self).__name__} imputes private codes with "
+                f"{list(self.imputation_styles) or 'no style (it has none)'}"
+            )
 
     # ------------------------------------------------------------------ likelihood
     def latent_proposal(self, observed: Batch) -> DiagGaussian:
         """A Gaussian over the model's whole latent given the observed
-        modalities: the importance-sampling proposal of the likelihood
-        estimates. The prior over that latent is N(0, I)."""
+        modalities; the prior over that latent is N(0, I)."""
         return self.posterior(observed)
+
+    def proposal_components(self, observed: Batch) -> list[DiagGaussian]:
+        """Every Gaussian over the whole latent the model offers for the
+        observed modalities: each unimodal posterior it can infer, and the
+        fused one. The likelihood estimates mix them (with the prior) into
+        one importance proposal that covers each of them."""
+        names = list(observed)
+        subsets = [[m] for m in names] + ([names] if len(names) > 1 else [])
+        return [
+            self.latent_proposal({m: observed[m] for m in subset})
+            for subset in subsets
+            if self.can_infer_from(subset)
+        ]
 
     @property
     def prior_dim(self) -> int:
         """Size of the whole latent, whose prior is N(0, I)."""
         return self.hparams.latent_dim
-
-    def decode_latent(self, z: Tensor, modalities: Iterable[str]) -> dict[str, Tensor]:
-        """Likelihood parameters of the given modalities at a whole latent `z`."""
-        return {m: self.decoders[m](z) for m in modalities}
 
     # ------------------------------------------------------------------ objective
     @property
@@ -296,11 +333,17 @@ class MultimodalVAE(pl.LightningModule):
             loss=sum(recon.values()) + self.beta_now * kl, recon=recon, kl={"joint": kl}
         )
 
+    def aligned_parts(self, posteriors: dict[str, DiagGaussian]) -> dict[str, DiagGaussian]:
+        """The parts of the unimodal posteriors that W2 compares: all of them
+        (FMW-VAE: the shared parts)."""
+        return posteriors
+
     def alignment(self, posteriors: dict[str, DiagGaussian], presence: Presence) -> Tensor:
         """Mean pairwise W2^2 between the unimodal posteriors each example has
-        (0 for one with fewer than two), batch-averaged."""
+        (0 for one with fewer than two), batch-averaged: `w2` wherever it is
+        reported."""
         return mean_pairwise_w2_squared(
-            list(posteriors.values()), masks(posteriors, presence)
+            list(self.aligned_parts(posteriors).values()), masks(posteriors, presence)
         ).mean()
 
     def objective(self, batch: Batch) -> LossTerms:
@@ -324,10 +367,12 @@ class MultimodalVAE(pl.LightningModule):
 
     # ------------------------------------------------------------------ metrics
     @torch.no_grad()
-    def cross_modal_accuracy(self, batch: Batch) -> dict[str, Tensor]:
-        """`acc/<source>_to_<target>`: the class of `reconstruct({source})`
-        against the true class, for every categorical target and every other
-        modality the model can infer from."""
+    def cross_modal_coherence(self, batch: Batch) -> dict[str, Tensor]:
+        """`coherence/<source>_to_<target>` for every categorical target and
+        every other modality the model can infer from: the class of
+        `reconstruct({source})` against the true one. The same key and formula
+        as the evaluation's (`mwvae.evaluation.coherence`), on validation
+        batches during training."""
         accuracies = {}
         for target, likelihood in self.likelihoods.items():
             if not isinstance(likelihood, Categorical) or target not in batch:
@@ -336,7 +381,7 @@ class MultimodalVAE(pl.LightningModule):
                 if source == target or source not in batch or not self.can_infer_from([source]):
                     continue
                 predicted = self.reconstruct({source: batch[source]})[target].argmax(-1)
-                accuracies[f"acc/{source}_to_{target}"] = (
+                accuracies[f"coherence/{source}_to_{target}"] = (
                     (predicted == batch[target]).float().mean()
                 )
         return accuracies
@@ -351,7 +396,8 @@ class MultimodalVAE(pl.LightningModule):
             self.last_training_terms = {k: v.detach() for k, v in metrics.items()}
             self._log_training(metrics, batch_size)
         else:
-            metrics.update(self.cross_modal_accuracy(batch))
+            if stage == "val":  # the test split's coherences are the evaluation's
+                metrics.update(self.cross_modal_coherence(batch))
             self.log_dict(
                 {f"{stage}/{k}": v for k, v in metrics.items()},
                 batch_size=batch_size,

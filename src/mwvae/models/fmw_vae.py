@@ -28,13 +28,13 @@ that observe the class and every modality with a private code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from mwvae.gaussians import DiagGaussian, barycenter, mean_pairwise_w2_squared
+from mwvae.gaussians import DiagGaussian, barycenter
 from mwvae.models.base import Batch, LossTerms, masks
 from mwvae.models.mw_vae import MWVAE
 from mwvae.presence import Mask, Presence
@@ -140,9 +140,8 @@ class FMWVAE(MWVAE):
         shared = [self.split(q)[0] for q in posteriors.values()]
         return barycenter(shared, masks(posteriors, presence))
 
-    def alignment(self, posteriors: dict[str, DiagGaussian], presence: Presence) -> Tensor:
-        shared = [self.split(q)[0] for q in posteriors.values()]
-        return mean_pairwise_w2_squared(shared, masks(posteriors, presence)).mean()
+    def aligned_parts(self, posteriors: dict[str, DiagGaussian]) -> dict[str, DiagGaussian]:
+        return {m: self.split(q)[0] for m, q in posteriors.items()}
 
     def elbo_terms(
         self, batch: Batch, posteriors: dict[str, DiagGaussian], presence: Presence
@@ -187,12 +186,15 @@ class FMWVAE(MWVAE):
             torch.cat([p.mu for p in parts], -1), torch.cat([p.logvar for p in parts], -1)
         )
 
-    def decode_latent(self, z: Tensor, modalities) -> dict[str, Tensor]:
+    def decode(self, z: Tensor, modalities: Iterable[str] | None = None) -> dict[str, Tensor]:
+        """z is the whole latent [c, s_m for each of `private_modalities`];
+        decoder m reads [c, s_m] (c alone for a shared-only modality)."""
         sizes = [self.hparams.latent_dim] + [self.private_dim(m) for m in self.private_modalities]
         c, *privates = z.split(sizes, -1)
         private = dict(zip(self.private_modalities, privates, strict=True))
         empty = z[..., :0]
-        return {m: self.decoders[m](torch.cat([c, private.get(m, empty)], -1)) for m in modalities}
+        names = self.modality_names if modalities is None else modalities
+        return {m: self.decoders[m](torch.cat([c, private.get(m, empty)], -1)) for m in names}
 
     @property
     def prior_dim(self) -> int:
@@ -233,26 +235,63 @@ class FMWVAE(MWVAE):
         means = self.style_sums(m) / self.style_counts.clamp(min=1).unsqueeze(-1)
         return means[classes]
 
-    @torch.no_grad()
-    def reconstruct(self, observed: Batch, sample: bool = False) -> dict[str, Tensor]:
-        c = self.posterior(observed).sample_or_mean(sample)
+    @property
+    def imputation_styles(self) -> tuple[str, ...]:
+        """`prior`: an unobserved modality's private code is the prior's (its
+        mean, or a draw when sampling); `class_mean`: the mean private code of
+        the example's class in the last training epoch (when the model was
+        trained with that style)."""
+        return ("prior", "class_mean") if self.hparams.style == "class_mean" else ("prior",)
+
+    def private_codes(
+        self, c: Tensor, observed: Batch, sample: bool, style: str | None
+    ) -> dict[str, Tensor]:
+        """The private code of every modality in `private_modalities`: its own
+        where it is observed, else imputed by `style` (None: the configured one)."""
+        style = style or self.hparams.style
         codes = {
-            m: self.split(q)[1].sample_or_mean(sample) for m, q in self.encode(observed).items()
+            m: self.split(self.encoders[m](observed[m]))[1].sample_or_mean(sample)
+            for m in self.private_modalities
+            if m in observed
         }
-        for m in self.modality_names:
-            if m not in codes and (self.hparams.style == "prior" or self.private_dim(m) == 0):
-                prior = c.new_zeros(*c.shape[:-1], self.private_dim(m))
-                codes[m] = torch.randn_like(prior) if sample else prior
-        missing = [m for m in self.modality_names if m not in codes]
-        if missing:  # style: class_mean
-            key = self.hparams.style_modality
-            if key in observed:
-                classes = observed[key]
-            else:
-                own = codes.get(key, c.new_zeros(*c.shape[:-1], self.private_dim(key)))
-                classes = self.decoders[key](torch.cat([c, own], -1)).argmax(-1)
-            codes.update({m: self.class_styles(m, classes) for m in missing})
-        return {
-            m: self.likelihoods[m].mean(self.decoders[m](torch.cat([c, codes[m]], -1)))
-            for m in self.modality_names
+        missing = [m for m in self.private_modalities if m not in codes]
+        if not missing:
+            return codes
+        if style == "prior":
+            shape = (*c.shape[:-1], self.hparams.private_dim)
+            prior = torch.randn if sample else torch.zeros
+            return codes | {m: prior(shape, device=c.device, dtype=c.dtype) for m in missing}
+        key = self.hparams.style_modality
+        if key in observed:
+            classes = observed[key]
+        else:  # the class decoded from the shared code (and the class's own private code, if any)
+            own = codes.get(key, c.new_zeros(*c.shape[:-1], self.private_dim(key)))
+            classes = self.decoders[key](torch.cat([c, own], -1)).argmax(-1)
+        return codes | {m: self.class_styles(m, classes) for m in missing}
+
+    def whole_latent(self, c: Tensor, codes: dict[str, Tensor]) -> Tensor:
+        """[c, s_m for each of `private_modalities`], what `decode` reads."""
+        return torch.cat([c, *(codes[m] for m in self.private_modalities)], -1)
+
+    @torch.no_grad()
+    def reconstruct(
+        self, observed: Batch, sample: bool = False, style: str | None = None
+    ) -> dict[str, Tensor]:
+        self.check_style(style)
+        c = self.posterior(observed).sample_or_mean(sample)
+        z = self.whole_latent(c, self.private_codes(c, observed, sample, style))
+        return {m: self.likelihoods[m].mean(logits) for m, logits in self.decode(z).items()}
+
+    @torch.no_grad()
+    def transfer_style(self, content: Batch, style: Batch) -> dict[str, Tensor]:
+        """Every modality decoded from the shared posterior mean of `content`
+        and the private codes (posterior means) of the modalities in `style`,
+        the others' as `reconstruct` imputes them: e.g. a label written in the
+        handwriting of an image, `transfer_style({"label": y}, {"image": x})`."""
+        c = self.posterior(content).mu
+        own = {m: x for m, x in style.items() if m in self.private_modalities}
+        codes = self.private_codes(c, content, False, None) | {
+            m: self.split(self.encoders[m](x))[1].mu for m, x in own.items()
         }
+        z = self.whole_latent(c, codes)
+        return {m: self.likelihoods[m].mean(logits) for m, logits in self.decode(z).items()}
