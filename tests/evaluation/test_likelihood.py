@@ -81,7 +81,7 @@ def test_estimate_does_not_decrease_on_average_as_k_grows():
     model, exact = ppca_model()
     x = exact.sample((10 * N,))
     means, errors = [], []
-    for k in (2, 10, 100, 1000):
+    for k in (3, 10, 100, 1000):
         gap = log_p(model, {"x": x}, ["x"], k=k, seed=2) - exact.log_prob(x)
         means.append(gap.mean().item())
         errors.append(gap.std().item() / len(x) ** 0.5)

@@ -9,8 +9,8 @@ Any q with full support gives an unbiased estimate of p(x_S), whatever it
 conditions on; what matters is that it covers the posterior p(z | x_S). The
 proposal is a defensive mixture (Hesterberg 1995) of every Gaussian the model
 offers for X (`proposal_components`: each unimodal posterior, the fused one,
-the subsets' products for MoPoE) with weight 1 - `prior_weight` shared
-equally, and the prior N(0, I) with `prior_weight`. A model's own posterior
+the subsets' products for MoPoE), each also 1.25x wider, with weight
+1 - `prior_weight` shared equally, and the prior N(0, I) with `prior_weight`. A model's own posterior
 alone is often far too narrow: a label's q(z | y) covers a sliver of what
 p(z | y) covers, and estimates of log p(y) came out 3 nats low at K = 1000.
 
@@ -50,6 +50,10 @@ from mwvae.models.base import Batch, MultimodalVAE, nonempty_subsets
 log = logging.getLogger(__name__)
 
 PRIOR_WEIGHT = 0.1  # the defensive mixture's share of draws from the prior
+# Each offered posterior enters the mixture twice: as it is and this many
+# times wider (on the `make train` checkpoint, K = 1000: log p(x) 0.60 nats
+# below a K = 20,000 reference without the copies, 0.18 with 1.25x, 0.23 with 1.5x).
+WIDER = 1.25
 LOW_ESS = 0.01  # warn below this effective sample size, as a fraction of K
 
 
@@ -117,7 +121,11 @@ def estimate_log_likelihoods(
         missing = [m for m in subset if m not in observed]
         if missing:
             raise KeyError(f"cannot score {missing}: the batch has {sorted(observed)}")
-    components = model.proposal_components(observed)
+    offered = model.proposal_components(observed)
+    # Amortised posteriors are over-confident: a copy of each, WIDER times
+    # wider, covers the tails they miss.
+    widened = [DiagGaussian(q.mu, q.logvar + 2 * math.log(WIDER)) for q in offered]
+    components = offered + widened
     prior = DiagGaussian.standard(components[0].mu)
     mus = torch.stack([q.mu for q in components] + [prior.mu])
     logvars = torch.stack([q.logvar for q in components] + [prior.logvar])
