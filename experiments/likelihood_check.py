@@ -6,8 +6,9 @@ estimate, and AIS, on the first test examples.
         [--examples 100] [--k 1000] [--reference-k 20000] [--ais-examples 20] [--json PATH]
 
 - `estimator`: `estimate_log_likelihoods` with K (the evaluation's default).
-- `reference`: a defensive mixture with the same components, written here
-  with torch.distributions (components drawn at random per sample, not
+- `reference`: a defensive mixture of the model's `proposal_components` and
+  the prior (without the estimator's widened copies), written here with
+  torch.distributions (components drawn at random per sample, not
   stratified; its own code path), K = `--reference-k`.
 - `posterior_only`: the estimate before issue 15, K samples of the model's
   posterior for the scored subset alone (`latent_proposal`), no mixture.

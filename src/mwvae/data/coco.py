@@ -20,6 +20,7 @@ some example misses a modality.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -34,7 +35,7 @@ from torch import Tensor
 
 from mwvae.data.cache import cached_tensors
 from mwvae.data.captions import CaptionEmbedder
-from mwvae.data.coco_demo import BACKGROUNDS, generate_coco_demo
+from mwvae.data.coco_demo import COLOURS, generate_coco_demo
 from mwvae.data.coco_source import (
     FOLDERS,
     Annotations,
@@ -63,6 +64,7 @@ class CaptionedSplit:
     captions: Tensor
     owner: Tensor
     texts: list[str]
+    classes: Tensor | None = None  # per image, where the dataset knows a class (the demo)
 
     @property
     def caption_counts(self) -> Tensor:
@@ -398,6 +400,7 @@ def select(split: CaptionedSplit, rows: Tensor) -> CaptionedSplit:
         captions=split.captions[kept],
         owner=new_row[split.owner[kept]],
         texts=[t for t, k in zip(split.texts, kept.tolist(), strict=True) if k],
+        classes=None if split.classes is None else split.classes[rows],
     )
 
 
@@ -419,15 +422,22 @@ class COCODemoDataModule(COCODataModule):
         self.num_train, self.num_val = num_train, num_val
         self.num_uncaptioned = num_uncaptioned
 
-    # Evaluation: every caption names the background, the class coherence reads.
-    class_key = "background"
+    # Evaluation: the colours of a scene's shapes, which every caption names.
+    class_key = "colours"
+
+    def read_folder(self, folder: str, uncaptioned: bool) -> CaptionedSplit:
+        split = super().read_folder(folder, uncaptioned)
+        split.classes = scene_classes(annotation_file(self.root, folder), uncaptioned)
+        if len(split.classes) != len(split.images):
+            raise RuntimeError(f"{self.root}/{folder}: unreadable demo images; delete the folder")
+        return split
 
     def setup(self, stage: str | None = None) -> None:
         if self.captioned:
             return
         super().setup(stage)
-        for split in self.splits.values():
-            split[self.class_key] = background_class(split["image"])
+        for name, split in self.splits.items():
+            split[self.class_key] = self.captioned[name].classes
 
     def classifier_source(self, modality: str) -> str | None:
         return modality
@@ -445,12 +455,21 @@ class COCODemoDataModule(COCODataModule):
         super().ensure_available()
 
 
-def background_class(images: Tensor) -> Tensor:
-    """The index in `coco_demo.BACKGROUNDS` of each demo image's background: the
-    nearest to the median colour of its border (shapes cover little of it)."""
-    border = torch.cat(
-        [images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], -1
+# The class of a demo scene: the set of its shapes' colours (one or two), an index here.
+COLOUR_SETS = [frozenset(c) for n in (1, 2) for c in itertools.combinations(COLOURS, n)]
+
+
+def scene_classes(path: Path, uncaptioned: bool) -> Tensor:
+    """The colour-set class of each image of a demo annotation file, in the
+    order `read_annotations` lists them (by id; captioned ones only unless
+    `uncaptioned`), from the ground truth the generator stores with each image."""
+    content = json.loads(Path(path).read_text())
+    captioned = {a["image_id"] for a in content["annotations"]}
+    entries = sorted(content["images"], key=lambda e: int(e["id"]))
+    return torch.tensor(
+        [
+            COLOUR_SETS.index(frozenset(s["colour"] for s in e["scene"]["shapes"]))
+            for e in entries
+            if uncaptioned or e["id"] in captioned
+        ]
     )
-    colour = border.median(-1).values  # (N, 3)
-    palette = torch.tensor(list(BACKGROUNDS.values()), dtype=images.dtype) / 255.0
-    return torch.cdist(colour, palette).argmin(-1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,6 +33,15 @@ from mwvae.data.loader import InMemoryLoader
 log = logging.getLogger(__name__)
 REQUIRED_ACCURACY = 0.99  # below it, coherence would mostly measure the classifier
 EPOCHS, SEED = 6, 0
+# Small datasets train for more epochs, up to MIN_STEPS steps (the COCO demo's
+# images: 72 epochs, 0.996 test accuracy, against 0.41 after 6) or MAX_EPOCHS.
+MIN_STEPS, MAX_EPOCHS = 2000, 100
+BATCH = 128
+
+
+def epochs_for(num_examples: int) -> int:
+    steps_per_epoch = math.ceil(num_examples / BATCH)
+    return min(MAX_EPOCHS, max(EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch)))
 
 
 class Classifier(nn.Module):
@@ -65,16 +75,18 @@ def accuracy(classifier: Classifier, inputs: Tensor, classes: Tensor) -> float:
     return (classifier.predict(inputs) == classes).float().mean().item()
 
 
-def train_classifier(inputs: Tensor, classes: Tensor, epochs: int = EPOCHS, seed: int = SEED):
+def train_classifier(inputs: Tensor, classes: Tensor, seed: int = SEED) -> Classifier:
+    """Adam, the learning rate halved every EPOCHS-th of the way (every epoch on MNIST)."""
     torch.manual_seed(seed)
+    epochs = epochs_for(len(inputs))
     classifier = Classifier(inputs.shape[1:], int(classes.max()) + 1)
     optimizer = torch.optim.Adam(classifier.parameters(), lr=2e-3)
-    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.5)
-    loader = InMemoryLoader({"x": inputs, "y": classes}, batch_size=128, shuffle=True, seed=seed)
-    for epoch in range(epochs):
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.5 ** (EPOCHS / epochs))
+    loader = InMemoryLoader({"x": inputs, "y": classes}, batch_size=BATCH, shuffle=True, seed=seed)
+    for epoch in track(range(epochs), description=f"classifier of {tuple(inputs.shape[1:])}"):
         loader.sampler.set_epoch(epoch)
         classifier.train()
-        for batch in track(loader, description=f"classifier, epoch {epoch + 1}/{epochs}"):
+        for batch in loader:
             loss = F.cross_entropy(classifier(batch["x"]), batch["y"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -85,7 +97,8 @@ def train_classifier(inputs: Tensor, classes: Tensor, epochs: int = EPOCHS, seed
 
 def training_key(inputs: Tensor, classes: Tensor) -> str:
     """What a classifier is made of: its network, its training and its data."""
-    recipe = f"{Classifier.__name__}:{tuple(inputs.shape[1:])}:epochs={EPOCHS}:seed={SEED}:"
+    epochs = epochs_for(len(inputs))
+    recipe = f"{Classifier.__name__}:{tuple(inputs.shape[1:])}:epochs={epochs}:seed={SEED}:"
     data = tensors_digest({"inputs": inputs.cpu(), "classes": classes.cpu()})
     return hashlib.sha256((recipe + data).encode()).hexdigest()
 
