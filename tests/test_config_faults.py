@@ -47,6 +47,15 @@ FAULTS = [
         "trainer.gradient_clip_algorithm=l2",
         ["error: trainer.gradient_clip_algorithm: 'l2' is not one of ['norm', 'value']"],
     ),
+    (
+        "evaluation.likelihood.k=5",
+        ["error: evaluation.likelihood.k: must be at least 7 with 2 modalities", "got 5"],
+    ),
+    (
+        "evaluation.likelihood.method=exact",
+        ["error: evaluation.likelihood.method: 'exact' is not one of ['importance', 'ais']"],
+    ),
+    ("evaluation.likelihood.k=abc", ["full_key: evaluation.likelihood.k"]),
 ]
 
 

@@ -79,7 +79,7 @@ def test_a_training_run_with_evaluation_needs_no_network(tmp_path):
         "evaluate=true",
         "data.subset={train:256,val:128,test:128}",
         "trainer.max_epochs=1",
-        "evaluation.likelihood.k=5",
+        "evaluation.likelihood.k=10",
         "evaluation.likelihood.num_samples=10",
         "evaluation.joint_samples=100",
         "callbacks.progress_bar.refresh_rate=0",

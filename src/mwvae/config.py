@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from hydra.utils import get_class
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict
 
+from mwvae.evaluation.likelihood import METHODS, draws_needed
 from mwvae.evaluation.settings import EvaluationSettings
 from mwvae.likelihoods import LIKELIHOODS
 
@@ -331,6 +332,24 @@ def _require(condition: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
+def _validate_evaluation(settings: DictConfig, num_modalities: int) -> None:
+    likelihood = settings.likelihood
+    _require(
+        likelihood.method in METHODS,
+        "evaluation.likelihood.method",
+        f"{likelihood.method!r} is not one of {list(METHODS)}",
+    )
+    needed = draws_needed(num_modalities)
+    _require(
+        likelihood.num_samples == 0 or likelihood.k >= needed,
+        "evaluation.likelihood.k",
+        f"must be at least {needed} with {num_modalities} modalities (a draw from each "
+        f"component of the importance proposal), got {likelihood.k}",
+    )
+    for key in ("num_samples", "batch_size"):
+        _require(likelihood[key] >= 0, f"evaluation.likelihood.{key}", "must be >= 0")
+
+
 def validate(cfg: DictConfig) -> None:
     """Checks of values that types alone cannot express, run before any data
     is loaded. Each message names the key and what it accepts."""
@@ -370,6 +389,7 @@ def validate(cfg: DictConfig) -> None:
     )
     _validate_gradient_clipping(cfg.trainer)
     _validate_hidden_modalities(cfg)
+    _validate_evaluation(cfg.evaluation, len(cfg.data.modalities))
     if cfg.compile.enabled:
         _validate_compile(cfg.compile)
     if "caption" in cfg.data:  # COCO

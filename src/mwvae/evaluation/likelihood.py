@@ -55,6 +55,7 @@ PRIOR_WEIGHT = 0.1  # the defensive mixture's share of draws from the prior
 # below a K = 20,000 reference without the copies, 0.18 with 1.25x, 0.23 with 1.5x).
 WIDER = 1.25
 LOW_ESS = 0.01  # warn below this effective sample size, as a fraction of K
+METHODS = ("importance", "ais")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,13 @@ def subset_name(subset: Sequence[str], modalities: Sequence[str]) -> str:
 def inferable_subsets(model: MultimodalVAE, names: Sequence[str]) -> list[tuple[str, ...]]:
     """The non-empty subsets of `names` the model has a posterior for."""
     return [s for s in nonempty_subsets(list(names)) if model.can_infer_from(s)]
+
+
+def draws_needed(num_modalities: int) -> int:
+    """The smallest K for any model of that many modalities: one draw per
+    mixture component (at most every subset's posterior, each also widened)
+    and the prior."""
+    return 2 * (2**num_modalities - 1) + 1
 
 
 def stratified_counts(k: int, num_components: int, prior_weight: float) -> list[int]:
@@ -208,8 +216,8 @@ def likelihood_metrics(
     (with `loglik_se/...`) for each modality t whose complement is scored."""
     if num_samples == 0:  # switched off (evaluation.likelihood.num_samples=0)
         return {}
-    if method not in ("importance", "ais"):
-        raise ValueError(f"evaluation.likelihood.method={method!r}; choose importance or ais")
+    if method not in METHODS:
+        raise ValueError(f"evaluation.likelihood.method={method!r}; choose one of {list(METHODS)}")
     names = [m for m in model.modality_names if m in split]
     subsets = inferable_subsets(model, names)
     generator = torch.Generator(model.device).manual_seed(seed)
