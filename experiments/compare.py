@@ -59,10 +59,10 @@ def cell(values: list[float]) -> str:
     if not values:
         return "-"
     mean = statistics.fmean(values)
-    digits = 3 if abs(mean) < 10 else 1
+    spec = ".3f" if abs(mean) < 10 else ".1f" if abs(mean) < 1e4 else ".2e"
     if len(values) == 1:  # one seed: no spread to report
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} +- {statistics.stdev(values):.{digits}f}"
+        return f"{mean:{spec}}"
+    return f"{mean:{spec}} +- {statistics.stdev(values):{spec}}"
 
 
 def table(runs) -> str:

@@ -19,6 +19,7 @@ Means over examples with standard errors, in nats, for every subset.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import time
@@ -38,6 +39,7 @@ from mwvae.evaluation.likelihood import (
     subset_name,
 )
 from mwvae.evaluation.suite import whole
+from record import commit  # experiments/ is the script's folder
 
 
 def log_likelihoods(model, batch, z):
@@ -142,7 +144,8 @@ def main() -> None:
             for s in subsets
         }
         seconds["ais"] = time.perf_counter() - start
-    report = {"checkpoint": str(args.checkpoint), "examples": args.examples, "k": args.k}
+    report = {"commit": commit(), "date": datetime.date.today().isoformat()}
+    report |= {"checkpoint": str(args.checkpoint), "examples": args.examples, "k": args.k}
     report |= {"reference_k": args.reference_k, "seconds": seconds}
     report |= {
         "ais": {"examples": args.ais_examples, "steps": args.ais_steps, "chains": args.ais_chains}

@@ -171,9 +171,10 @@ def test_k_1000_agrees_with_a_much_larger_k_on_a_trained_model(trained):
 
 def test_importance_estimate_agrees_with_ais_on_a_trained_model(trained):
     model, batch = trained
+    batch = {m: t[:20] for m, t in batch.items()}
     reference = estimate_log_likelihoods(model, batch, k=50_000, k_chunk=5000, generator=seeded(3))
     ais = likelihood_metrics(
-        model, batch, method="ais", batch_size=40, ais={"steps": 200, "leapfrog": 5, "chains": 8}
+        model, batch, method="ais", batch_size=20, ais={"steps": 200, "leapfrog": 5, "chains": 4}
     )
     for subset, estimate in reference.items():
         name = subset_name(subset, model.modality_names)
