@@ -33,7 +33,7 @@ def commit() -> str:
     return found + ("+uncommitted changes" if dirty else "")
 
 
-def record(run: Path, note: str | None) -> dict:
+def record(run: Path, commit: str, note: str | None) -> dict:
     metrics = json.loads((run / "metrics.json").read_text())
     evaluated = run / "eval" / "metrics.json"
     if evaluated.exists():
@@ -46,7 +46,7 @@ def record(run: Path, note: str | None) -> dict:
         "metrics": metrics,
         "evaluated_again": evaluated.exists(),
         "config": yaml.safe_load((run / "config.yaml").read_text()),
-        "commit": commit(),
+        "commit": commit,
         "recorded": datetime.date.today().isoformat(),
         **({"note": note} if note else {}),
     }
@@ -61,9 +61,10 @@ def main() -> None:
     runs = sorted(p.parent.parent for p in args.sweep.rglob(".hydra/hydra.yaml"))
     finished = [run for run in runs if (run / "metrics.json").exists()]
     args.out.mkdir(parents=True, exist_ok=True)
+    here = commit()  # one checkout for every record
     for run in finished:
         (args.out / f"{run.name}.json").write_text(
-            json.dumps(record(run, args.note), indent=1) + "\n"
+            json.dumps(record(run, here, args.note), indent=1) + "\n"
         )
     print(f"{len(finished)} records in {args.out} ({len(runs) - len(finished)} runs unfinished)")
 

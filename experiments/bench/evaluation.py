@@ -57,7 +57,7 @@ from mwvae.config import compose_config
 from mwvae.evaluation.classifier import load_classifiers
 from mwvae.evaluation.likelihood import (
     PRIOR_WEIGHT,
-    WIDER,
+    SCALES,
     estimate_log_likelihoods,
     stratified_counts,
     subset_name,
@@ -128,15 +128,15 @@ def batched_estimates(model, batch, k: int, seed: int) -> dict[tuple[str, ...], 
 
 class Mixture:
     """One example's defensive mixture proposal: the Gaussians the model
-    offers for it, the same WIDER times wider, then the prior N(0, I); of K
+    offers for it at each of SCALES (as is, wider), then the prior N(0, I); of K
     samples, `stratified_counts` come from each in turn, sample j from
     `components[owner[j]]`."""
 
     def __init__(self, model, x: dict[str, torch.Tensor], k: int):
         offered = model.proposal_components(x)  # each (1, D)
-        wider = [DiagGaussian.from_mean_std(q.mu, q.std * WIDER) for q in offered]
-        self.components = [*offered, *wider, DiagGaussian.standard(offered[0].mu)]
-        counts = stratified_counts(k, 2 * len(offered), PRIOR_WEIGHT)
+        scaled = [DiagGaussian.from_mean_std(q.mu, q.std * s) for s in SCALES for q in offered]
+        self.components = [*scaled, DiagGaussian.standard(offered[0].mu)]
+        counts = stratified_counts(k, len(scaled), PRIOR_WEIGHT)
         self.log_alpha = [math.log(n / k) for n in counts]
         self.owner = [c for c, n in enumerate(counts) for _ in range(n)]
 
@@ -267,7 +267,7 @@ def likelihood_bench(model, test, examples: int, loop_examples: int, k: int, rep
         "k": k,
         "k_chunk": K_CHUNK,
         "prior_weight": PRIOR_WEIGHT,
-        "components": 2 * len(model.proposal_components(few)),
+        "components": len(SCALES) * len(model.proposal_components(few)),
         "examples": counts,
         "repeats": repeats,
         "seconds": seconds,

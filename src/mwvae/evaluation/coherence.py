@@ -22,8 +22,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from mwvae.evaluation.likelihood import inferable_subsets, subset_name
 from mwvae.likelihoods import Categorical
-from mwvae.models.base import Batch, MultimodalVAE, nonempty_subsets
+from mwvae.models.base import Batch, MultimodalVAE
 
 Reader = Callable[[Tensor], Tensor]  # decoded values (likelihood means) -> classes
 
@@ -58,10 +59,6 @@ def target_styles(model: MultimodalVAE, target: str, observed) -> list[str | Non
     return [headline_style(model)]
 
 
-def source_name(subset) -> str:
-    return "+".join(subset)
-
-
 @torch.no_grad()
 def cross_coherences(
     model: MultimodalVAE,
@@ -73,9 +70,9 @@ def cross_coherences(
     headline = headline_style(model)
     hits = {}
     names = [m for m in model.modality_names if m in batch]
-    for subset in nonempty_subsets(names):
+    for subset in inferable_subsets(model, names):
         targets = [t for t in read if t not in subset]
-        if not targets or not model.can_infer_from(subset):
+        if not targets:
             continue
         observed = {m: batch[m] for m in subset}
         needed = {t: target_styles(model, t, subset) for t in targets}
@@ -83,7 +80,9 @@ def cross_coherences(
             decoded = model.reconstruct(observed, style=style)
             for t in targets:
                 if style in needed[t]:
-                    key = styled_key(f"coherence/{source_name(subset)}_to_{t}", style, headline)
+                    key = styled_key(
+                        f"coherence/{subset_name(subset, names)}_to_{t}", style, headline
+                    )
                     hits[key] = read[t](decoded[t]) == truths[t]
     return hits
 

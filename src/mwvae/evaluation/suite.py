@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from mwvae.data.coco import CaptionedSplit
+from mwvae.data.loader import InMemoryLoader
 from mwvae.evaluation.classifier import load_classifiers
 from mwvae.evaluation.coherence import (
     cross_coherences,
@@ -33,7 +34,7 @@ from mwvae.evaluation.figures import (
     plot_reconstructions,
     plot_style_transfer,
 )
-from mwvae.evaluation.likelihood import batches, likelihood_metrics
+from mwvae.evaluation.likelihood import likelihood_metrics
 from mwvae.evaluation.probe import linear_probe_accuracy
 from mwvae.evaluation.retrieval import chance_recalls, pairwise_w2_squared, retrieval_recalls
 from mwvae.evaluation.settings import EvaluationSettings, resolve_settings
@@ -82,7 +83,7 @@ def reconstruction_errors(model: MultimodalVAE, split: Split, size: int) -> dict
     the error rate of categorical ones, the MSE per dimension of the others
     (per style where the setting leaves a private code to impute)."""
     headline, means = headline_style(model), Means()
-    for batch in batches(split, size, model.device):
+    for batch in InMemoryLoader(split, size, device=model.device):
         for setting, observed in observation_settings(model.modality_names).items():
             if not model.can_infer_from(observed):
                 continue
@@ -106,11 +107,12 @@ def coherences(
 ) -> dict[str, float]:
     """Every S -> t coherence and the joint one (see `mwvae.evaluation.coherence`)."""
     read = readers(model, {m: c.predict for m, c in classifiers.items()})
+    own_truth = categorical(model)  # a class modality is its own truth
     means = Means()
     starts = range(0, len(classes), size)
-    for start, batch in zip(starts, batches(split, size, model.device), strict=True):
+    for start, batch in zip(starts, InMemoryLoader(split, size, device=model.device), strict=True):
         truth = classes[start : start + size].to(model.device)
-        truths = {t: batch[t] if t in categorical(model) else truth for t in read}
+        truths = {t: batch[t] if t in own_truth else truth for t in read}
         for key, hits in cross_coherences(model, batch, truths, read).items():
             means.add(key, hits.float())
     metrics = means.compute()
@@ -130,7 +132,7 @@ def style_errors(model: MultimodalVAE, split: Split, size: int) -> dict[str, flo
         others = [o for o in model.modality_names if o != m]
         if not others or not model.can_infer_from(others):
             continue
-        for batch in batches(split, size, model.device):
+        for batch in InMemoryLoader(split, size, device=model.device):
             decoded = model.transfer_style({o: batch[o] for o in others}, {m: batch[m]})[m]
             means.add(f"style/mse_own_style/{m}", (decoded - batch[m]).square().flatten(1).mean(1))
     return means.compute()
@@ -170,7 +172,7 @@ def alignment(model: MultimodalVAE, split: Split, size: int) -> dict[str, float]
     """`w2`: the model's own alignment term (mean pairwise W2^2 between the
     unimodal posteriors it aligns), as training logs it."""
     means = Means()
-    for batch in batches(split, size, model.device):
+    for batch in InMemoryLoader(split, size, device=model.device):
         observed = {m: batch[m] for m in model.modality_names}
         posteriors = model.encode(observed)
         if len(posteriors) < 2:

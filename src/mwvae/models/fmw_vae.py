@@ -39,7 +39,8 @@ from mwvae.models.base import Batch, LossTerms, masks
 from mwvae.models.mw_vae import MWVAE
 from mwvae.presence import Mask, Presence
 
-STYLES = ("auto", "prior", "class_mean")
+IMPUTATION_STYLES = ("prior", "class_mean")  # how an unobserved private code is filled
+STYLES = ("auto", *IMPUTATION_STYLES)  # auto: class_mean when the data has the class
 DECORRELATIONS = ("none", "cross_cov", "mmd")
 
 
@@ -241,7 +242,8 @@ class FMWVAE(MWVAE):
         mean, or a draw when sampling); `class_mean`: the mean private code of
         the example's class in the last training epoch (when the model was
         trained with that style)."""
-        return ("prior", "class_mean") if self.hparams.style == "class_mean" else ("prior",)
+        # class_mean needs the class means, kept only when training with that style
+        return IMPUTATION_STYLES if self.hparams.style == "class_mean" else IMPUTATION_STYLES[:1]
 
     def private_codes(
         self, c: Tensor, observed: Batch, sample: bool, style: str | None
