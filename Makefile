@@ -9,7 +9,6 @@ INSTALLED := $(VENV)/.installed
 MNIST := data/mnist/mnist.pkl.gz
 ARGS ?=
 
-COMPARE_MODELS := mvae_poe_paper,mvae_poe,m_vae,mw_vae,fmw_vae,jmvae,mmvae,mopoe
 SWEEP := outputs/compare/$(shell date +%Y-%m-%d_%H-%M-%S)
 WEAK := outputs/weak/$(shell date +%Y-%m-%d_%H-%M-%S)
 
@@ -51,10 +50,10 @@ format: install ## Format the code and fix what ruff can
 	$(VENV)/bin/ruff check --fix src tests experiments
 
 bench: install ## The benchmark suite (~8 min on 2 cores); dated report in experiments/bench/reports/
-	$(PY) experiments/bench/run.py $(ARGS)
+	$(PY) -m experiments.bench.run $(ARGS)
 
-compare: install ## Train the baselines and peers over 3 seeds (hours on a CPU), tabulate into $(SWEEP)/results.md
-	$(PY) -m mwvae.train -m model=$(COMPARE_MODELS) seed=0,1,2 logger=none hydra.sweep.dir=$(SWEEP) $(ARGS)
+compare: install ## Train every model of conf/model/ over 3 seeds (hours on a CPU), tabulate into $(SWEEP)/results.md
+	$(PY) -m mwvae.train -m 'model=glob(*)' seed=0,1,2 logger=none hydra.sweep.dir=$(SWEEP) $(ARGS)
 	$(PY) experiments/compare.py $(SWEEP) | tee $(SWEEP)/results.md
 
 sweep: install ## Optuna search of MW-VAE's weights, lr and latent size (resumable; study in outputs/optuna.db)
@@ -72,7 +71,7 @@ exp-mw-vae: install ## The paper's MW-VAE on MNIST (Figs. 12-13)
 exp-fmw-vae: install ## The paper's FMW-VAE on MNIST (Figs. 15-16)
 	$(PY) -m mwvae.train experiment=fmw_vae_mnist $(ARGS)
 
-exp-weak: install ## Weak supervision: 6 models x paired fractions 1-0.001 on MNIST (hours on a CPU); table and plot in $(WEAK)
+exp-weak: install ## Weak supervision: the models that train on incomplete data x paired fractions 1-0.001 on MNIST (hours on a CPU); table and plot in $(WEAK)
 	$(PY) -m mwvae.train -m experiment=weak_mnist hydra.sweep.dir=$(WEAK) $(ARGS)
 	$(PY) experiments/weak_supervision.py $(WEAK) | tee $(WEAK)/results.md
 

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import yaml
 
-ORDER = ["mvae_poe_paper", "mvae_poe", "m_vae", "mw_vae", "fmw_vae", "jmvae", "mmvae", "mopoe"]
+from mwvae.config.catalog import model_names
+
+ORDER = model_names()  # rows in the catalog's order; models it does not know come last
 COLUMNS = {
     "coherence/image_to_label": "image -> label",
     "coherence/label_to_image": "label -> image",

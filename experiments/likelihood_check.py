@@ -11,7 +11,8 @@ estimate, and AIS, on the first test examples.
   torch.distributions (components drawn at random per sample, not
   stratified; its own code path), K = `--reference-k`.
 - `posterior_only`: the estimate before issue 15, K samples of the model's
-  posterior for the scored subset alone (`latent_proposal`), no mixture.
+  posterior for the scored subset alone (the last of its
+  `proposal_components`: the fused posterior of the whole subset), no mixture.
 - `ais`: annealed importance sampling on the first `--ais-examples`.
 Means over examples with standard errors, in nats, for every subset.
 """
@@ -82,7 +83,7 @@ def posterior_only(model, batch, subsets, k, chunk=100, seed=0):
     torch.manual_seed(seed)
     found = {}
     for s in subsets:
-        q = model.latent_proposal({m: batch[m] for m in s})
+        q = model.proposal_components({m: batch[m] for m in s})[-1]  # the subset's own
         log_w = []
         for start in range(0, k, chunk):
             z = q.mu + q.std * torch.randn(min(chunk, k - start), *q.mu.shape)

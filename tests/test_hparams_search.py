@@ -43,7 +43,7 @@ def test_search_reports_its_best_trial_and_resumes_the_study(tmp_path):
     assert set(results["best_params"]) == {
         "model.align_weight",
         "model.beta",
-        "model.optimizer.lr",
+        "optimizer.lr",
         "latent.dim",
     }
     storage = f"sqlite:///{tmp_path / 'logs' / 'optuna.db'}"
@@ -55,6 +55,7 @@ def test_search_reports_its_best_trial_and_resumes_the_study(tmp_path):
         job = yaml.safe_load((tmp_path / "first" / str(trial.number) / "config.yaml").read_text())
         assert job["model"]["align_weight"] == trial.params["model.align_weight"]
         assert job["latent"]["dim"] == trial.params["latent.dim"]
+        assert job["optimizer"]["lr"] == trial.params["optimizer.lr"]
 
     second = search(tmp_path / "logs", tmp_path / "second")
     assert second.returncode == 0, second.stderr[-2000:]

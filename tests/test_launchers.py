@@ -20,14 +20,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from mwvae.config import (
-    CONF_DIR,
-    available_cores,
-    compose_config,
-    register_configs,
-    run_group,
-    threads_per_job,
-)
+from mwvae.config import CONF_DIR, compose_config, register_configs
+from mwvae.config.resolvers import available_cores, run_group, threads_per_job
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = [

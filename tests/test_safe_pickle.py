@@ -57,7 +57,7 @@ def crafted_archive(tmp_path):
 def test_a_crafted_mnist_archive_is_refused_before_unpickling(crafted_archive):
     data_dir, marker, _ = crafted_archive
     with pytest.raises(DatasetMissingError, match="corrupt \\(SHA-256 mismatch\\)"):
-        MNISTDataModule(str(data_dir)).setup()
+        MNISTDataModule(data_dir=str(data_dir)).setup()
     assert not marker.exists()
 
 
@@ -66,7 +66,7 @@ def test_a_crafted_archive_with_the_pinned_checksum_is_still_not_run(crafted_arc
     data_dir, marker, payload = crafted_archive
     monkeypatch.setattr(mnist_source, "ARCHIVE_SHA256", hashlib.sha256(payload).hexdigest())
     with pytest.raises(UnsafePickleError, match="refusing to unpickle global '.*system'"):
-        MNISTDataModule(str(data_dir)).setup()
+        MNISTDataModule(data_dir=str(data_dir)).setup()
     assert not marker.exists()
     assert not list(data_dir.glob("*.safetensors"))  # no cache of it either
 

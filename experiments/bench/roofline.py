@@ -1,41 +1,33 @@
 """Roofline: the FLOP rate a training step achieves against the rate this
-machine's matrix multiplications reach at the same shapes.
+machine's matrix products reach at the same shapes.
 
-    python experiments/bench/roofline.py [--models mw_vae] [--tiny] [--json PATH]
-
-For each model's MNIST training step (forward, backward, optimizer step) the
-benchmark counts the FLOPs with `torch.utils.flop_counter.FlopCounterMode`,
-records every matrix multiplication the step dispatches (op, shapes and
-strides, so transposed operands stay transposed), replays exactly those
-multiplications on random tensors, and times both. The fraction achieved
-FLOP rate / replayed-GEMM FLOP rate says how close the step is to doing
-nothing but its matrix products; the rate of one large square product is
-given as the machine's peak for scale.
+A step's FLOPs are counted by `FlopCounterMode` while a dispatch mode records
+every matrix product (shapes and strides: transposes stay transposed); those
+products are replayed alone and timed, interleaved with the step. The
+fraction of the two rates says how close the step is to doing nothing but its
+matrix products; one large square product gives the machine's peak.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import itertools
 import statistics
-import time
-from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from mwvae.config import compose_config
-from mwvae.train import build_model
+from experiments.bench.common import build, compose, interleaved, train_step
+from mwvae.config.catalog import model_names
 
 GEMMS = {torch.ops.aten.mm.default, torch.ops.aten.addmm.default, torch.ops.aten.bmm.default}
-TINY = {"models": ["mw_vae"], "steps": 3, "replays": 3, "peak_size": 256}
-FULL = {"models": ["mw_vae", "vae", "mvae_poe", "mopoe"], "steps": 40, "replays": 30}
+TINY = {"models": 1, "steps": 3, "peak_size": 256}
+FULL = {"models": None, "steps": 40, "peak_size": 2048}
 
 
 class GemmRecorder(TorchDispatchMode):
-    """Records each matrix multiplication: op, (shape, stride) of its tensor
+    """Records each matrix product: op, (shape, stride) of its tensor
     arguments and its other arguments."""
 
     def __init__(self):
@@ -61,89 +53,66 @@ def gemm_flops(func, layout) -> int:
 
 def materialise(layout) -> list:
     """Random tensors with the recorded shapes and strides (transposes kept)."""
-    args = []
-    for entry in layout:
-        if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], tuple):
-            shape, stride = entry
-            args.append(torch.empty_strided(shape, stride).normal_())
-        else:
-            args.append(entry)
-    return args
+    return [
+        torch.empty_strided(*entry).normal_()
+        if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], tuple)
+        else entry
+        for entry in layout
+    ]
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def median_ms(runs: dict, repeats: int) -> dict[str, float]:
+    for fn in runs.values():
+        fn()  # warm-up
+    seconds, _ = interleaved(runs, repeats)
+    return {name: 1e3 * statistics.median(s) for name, s in seconds.items()}
 
 
-def peak_matmul_rate(size: int, repeats: int) -> float:
-    """FLOP/s of one size x size float32 product: the machine's scale."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    return 2 * size**3 / median_seconds(lambda: a @ b, repeats)
-
-
-def measure(model_name: str, steps: int, replays: int) -> dict:
-    cfg = compose_config(["logger=none", f"model={model_name}", "data.subset.train=2560"])
+def measure(model_name: str, steps: int) -> dict:
+    cfg = compose(model_name, "data.subset.train=2560")
     datamodule = instantiate(cfg.data, _recursive_=False)
     datamodule.setup("fit")
     batches = list(datamodule.train_dataloader())
-    torch.manual_seed(0)
-    model = build_model(cfg).train()
+    model = build(cfg)
     optimizer = model.configure_optimizers()
-
-    def step(batch) -> None:
-        loss = model.objective(batch).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    step(batches[0])  # Adam's state exists from here on, as in training
+    train_step(model, optimizer, batches[0])  # Adam's state exists from here on, as in training
     with FlopCounterMode(display=False) as counter, GemmRecorder() as recorder:
-        step(batches[0])
+        train_step(model, optimizer, batches[0])
     flops = counter.get_total_flops()
+    gemm_flops_total = sum(gemm_flops(func, layout) for func, layout, _ in recorder.calls)
     recorded = [(func, materialise(layout), kwargs) for func, layout, kwargs in recorder.calls]
-
-    def replay() -> None:
-        for func, args, kwargs in recorded:
-            func(*args, **kwargs)
-
-    step_times = []
-    for i in range(steps):
-        start = time.perf_counter()
-        step(batches[i % len(batches)])
-        step_times.append(time.perf_counter() - start)
-    step_seconds = statistics.median(step_times)
-    gemm_seconds = median_seconds(replay, replays)
-    gemm_total = sum(gemm_flops(func, layout) for func, layout, _ in recorder.calls)
+    cycle = itertools.cycle(batches)
+    ms = median_ms(
+        {
+            "step": lambda: train_step(model, optimizer, next(cycle)),
+            "gemms": lambda: [func(*args, **kwargs) for func, args, kwargs in recorded],
+        },
+        steps,
+    )
     return {
         "batch_size": cfg.data.batch_size,
         "flops_per_step": flops,
-        "gemm_flops_per_step": gemm_total,
+        "gemm_flops_per_step": gemm_flops_total,
         "gemm_calls_per_step": len(recorded),
-        "step_ms": 1e3 * step_seconds,
-        "gemm_replay_ms": 1e3 * gemm_seconds,
-        "achieved_gflops": flops / step_seconds / 1e9,
-        "gemm_gflops_at_these_shapes": gemm_total / gemm_seconds / 1e9,
-        "fraction": (flops / step_seconds) / (gemm_total / gemm_seconds),
+        "step_ms": ms["step"],
+        "gemm_replay_ms": ms["gemms"],
+        "achieved_gflops": flops / ms["step"] / 1e6,
+        "gemm_gflops_at_these_shapes": gemm_flops_total / ms["gemms"] / 1e6,
+        "fraction": (flops / ms["step"]) / (gemm_flops_total / ms["gemms"]),
     }
 
 
 def run(tiny: bool = False, models: list[str] | None = None) -> dict:
-    settings = TINY if tiny else FULL
-    results = {
-        name: measure(name, settings["steps"], settings["replays"])
-        for name in models or settings["models"]
-    }
-    size = settings.get("peak_size", 2048)
+    """Each model (default: the catalog's; tiny: its first), and the peak."""
+    plan = TINY if tiny else FULL
+    models = models or model_names()[: plan["models"]]
+    size = plan["peak_size"]
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    peak_ms = median_ms({"peak": lambda: a @ b}, plan["steps"] // 4 + 2)["peak"]
     return {
-        "models": results,
+        "models": {name: measure(name, plan["steps"]) for name in models},
         "peak_size": size,
-        "peak_gflops": peak_matmul_rate(size, settings["replays"] // 3 + 2) / 1e9,
+        "peak_gflops": 2 * size**3 / peak_ms / 1e6,
         "threads": torch.get_num_threads(),
     }
 
@@ -155,9 +124,9 @@ def to_markdown(results: dict) -> str:
         "",
         "FLOPs of one MNIST training step counted by `FlopCounterMode` (matrix products; "
         "elementwise work and the optimizer are free in this count), the step timed, and the "
-        "same matrix products replayed alone at the same shapes and strides "
-        f"(`experiments/bench/roofline.py`). For scale, one {results['peak_size']}^2 float32 "
-        f"product runs at {peak:.1f} GFLOP/s on {results['threads']} threads.",
+        "same matrix products replayed alone at the same shapes and strides, interleaved with "
+        f"the steps (`experiments/bench/roofline.py`). For scale, one {results['peak_size']}^2 "
+        f"float32 product runs at {peak:.1f} GFLOP/s on {results['threads']} threads.",
         "",
         "| model | GFLOP/step | products/step | step ms | products alone ms | "
         "achieved GFLOP/s | products' GFLOP/s | fraction | of peak |",
@@ -177,19 +146,3 @@ def to_markdown(results: dict) -> str:
         "memory rather than doing arithmetic.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=None, help="comma-separated")
-    parser.add_argument("--tiny", action="store_true", help="a quick check, not a measurement")
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
-    results = run(args.tiny, args.models.split(",") if args.models else None)
-    print(to_markdown(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()

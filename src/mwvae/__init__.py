@@ -65,8 +65,11 @@ def load_model(ckpt_path: str | Path, map_location: str | torch.device = "cpu"):
     model_class = getattr(importlib.import_module(module_name), class_name)
     if not (isinstance(model_class, type) and issubclass(model_class, MultimodalVAE)):
         raise ValueError(f"{ckpt_path}: {class_name} is not a mwvae model")
-    check_targets(checkpoint["hyper_parameters"], ckpt_path)
-    model = model_class(**checkpoint["hyper_parameters"])
+    hparams = dict(checkpoint["hyper_parameters"])
+    check_targets(hparams, ckpt_path)
+    if hparams.get("align_weight") == 0 and not hasattr(model_class.Options, "align_weight"):
+        del hparams["align_weight"]  # written when every model had the option (0 unless MW-VAE)
+    model = model_class(**hparams)
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()
 

@@ -134,7 +134,7 @@ class NonFiniteGuard(pl.Callback):
         return (trainer.global_step + 1) % trainer.log_every_n_steps == 0
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        terms = getattr(pl_module, "last_training_terms", None)
+        terms = pl_module.last_training_terms  # pl_module: a mwvae.models.MultimodalVAE
         if not terms or not self.due(trainer, pl_module):
             return
         finite = math.isfinite(terms["loss"].item())  # the one read (the loss is a scalar)
@@ -157,7 +157,7 @@ class NonFiniteGuard(pl.Callback):
             f"step {step}: the training loss is not finite ({loss:g}); "
             f"non-finite terms: {', '.join(bad) or 'none (check the gradients and the data)'}. "
             f"The last good state (the parameters before this step's update) is saved at {path}. "
-            "Lower the learning rate (model.optimizer.lr), set trainer.gradient_clip_val "
+            "Lower the learning rate (optimizer.lr), set trainer.gradient_clip_val "
             "(e.g. 1.0), or look for nan/inf values in the data."
         )
         if self.mode(pl_module) == "log_steps":

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mwvae import UntrustedFileError, check_targets, load_model
-from mwvae.config import register_configs
+from mwvae.config import ConfigError, register_configs, validate_eval
 from mwvae.evaluation.suite import evaluate
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,11 @@ def run_config(ckpt_path: Path) -> DictConfig:
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     try:
+        validate_eval(cfg)
         model = load_model(cfg.ckpt_path)
         run = run_config(cfg.ckpt_path)
         check_targets(OmegaConf.to_container(run.data), "the run folder's config.yaml")
-    except UntrustedFileError as error:
+    except (ConfigError, UntrustedFileError) as error:
         raise SystemExit(f"error: {error}") from None
     datamodule = instantiate(run.data, _recursive_=False)
     output_dir = Path(cfg.output_dir or Path(cfg.ckpt_path).resolve().parent.parent / "eval")

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor
 
-from mwvae.data.missing import MASK_PREFIX
+from mwvae.data.missing import mask_key
 from mwvae.gaussians import count_present
 
 Mask = Tensor | None  # None: every example
@@ -45,8 +45,7 @@ class Presence:
     @classmethod
     def of(cls, batch: Mapping[str, Tensor], modalities: Iterable[str]) -> Presence:
         """The masks of `modalities` that `batch` carries."""
-        keys = {m: MASK_PREFIX + m for m in modalities}
-        return cls({m: batch[key] for m, key in keys.items() if key in batch})
+        return cls({m: batch[mask_key(m)] for m in modalities if mask_key(m) in batch})
 
     @property
     def complete(self) -> bool:

@@ -38,12 +38,17 @@ register_configs()
 
 
 def build_model(cfg: DictConfig) -> pl.LightningModule:
-    """The model of `cfg.model` for the modalities of `cfg.data`; hyperparameters
-    are plain Python values, so checkpoints load with `weights_only=True`."""
-    hparams = OmegaConf.to_container(cfg.model, resolve=True)
-    model_class = get_class(hparams.pop("_target_"))
-    modalities = OmegaConf.to_container(cfg.data.modalities, resolve=True)
-    return model_class(modalities=modalities, latent_dim=cfg.latent.dim, **hparams)
+    """The model of `cfg.model` for the modalities of `cfg.data`, optimised by
+    `cfg.optimizer`; hyperparameters are plain Python values, so checkpoints
+    load with `weights_only=True`."""
+    options = OmegaConf.to_container(cfg.model, resolve=True)
+    model_class = get_class(options.pop("_target_"))
+    return model_class(
+        modalities=OmegaConf.to_container(cfg.data.modalities, resolve=True),
+        latent_dim=cfg.latent.dim,
+        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
+        **options,
+    )
 
 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:

@@ -183,11 +183,11 @@ def mnist_copy(tmp_path, mnist_dir):
 
 
 def test_a_truncated_mnist_cache_is_rebuilt_with_a_warning(mnist_copy):
-    first = MNISTDataModule(str(mnist_copy))
+    first = MNISTDataModule(data_dir=str(mnist_copy))
     first.setup()
     cache = first.cache_path
     cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
-    again = MNISTDataModule(str(mnist_copy))
+    again = MNISTDataModule(data_dir=str(mnist_copy))
     with pytest.warns(UserWarning, match="mnist_offline.safetensors is unreadable.*rebuilding"):
         again.setup()
     for split in ("train", "test"):

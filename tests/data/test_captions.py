@@ -93,7 +93,7 @@ def test_normalize_gives_unit_rows_in_the_mean_direction(shared_model):
 
 
 def test_model_is_loaded_lazily_and_once(shared_model):
-    embedder = CaptionEmbedder(DEFAULT_MODEL)
+    embedder = CaptionEmbedder(model=DEFAULT_MODEL)
     assert shared_model == []
     embedder.embed(CAPTIONS[:2], progress=False)
     embedder.embed(CAPTIONS[2:], progress=False)

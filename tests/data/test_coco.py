@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -11,18 +12,15 @@ import torch
 from pytorch_lightning.trainer.states import TrainerStatus
 
 import mwvae.data.captions as captions_module
+from mwvae.data import COCODataModule, COCODemoDataModule
 from mwvae.data.cache import save_tensors
+from mwvae.data.caption_cache import cached_caption_embeddings, embedding_cache_key
 from mwvae.data.captions import CaptionEmbedder
-from mwvae.data.coco import (
-    COCODataModule,
-    COCODemoDataModule,
-    cached_caption_embeddings,
-    embedding_cache_key,
-)
 from mwvae.data.coco_demo import generate_coco_demo
 from mwvae.data.coco_source import load_image, read_annotations
 from mwvae.data.missing import mask_key
 from mwvae.data.mnist_source import DatasetMissingError
+from mwvae.options import OptionError
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +35,7 @@ def embedder():
 
 def datamodule(root, cache_dir, **kwargs) -> COCODataModule:
     settings = {"standardize": False, "val_fraction": 0.25, "batch_size": 5, **kwargs}
-    dm = COCODataModule(str(root), str(cache_dir), **settings)
+    dm = COCODataModule(root=str(root), cache_dir=str(cache_dir), **settings)
     dm.prepare_data()
     dm.setup()
     return dm
@@ -177,7 +175,7 @@ def test_broken_images_and_malformed_entries_are_skipped_and_counted(tmp_path, c
 
 
 def test_a_missing_root_explains_what_to_download(tmp_path):
-    dm = COCODataModule(str(tmp_path / "nowhere"), str(tmp_path / "cache"))
+    dm = COCODataModule(root=str(tmp_path / "nowhere"), cache_dir=str(tmp_path / "cache"))
     with pytest.raises(DatasetMissingError, match="annotations_trainval2017.zip") as error:
         dm.prepare_data()
     assert "nowhere" in str(error.value) and "coco_demo" in str(error.value)
@@ -186,13 +184,19 @@ def test_a_missing_root_explains_what_to_download(tmp_path):
 def test_demo_datamodule_generates_its_dataset_once(tmp_path):
     root = tmp_path / "demo"
     dm = COCODemoDataModule(
-        str(root), str(tmp_path / "cache"), num_train=20, num_val=10, val_fraction=0.5
+        root=str(root),
+        cache_dir=str(tmp_path / "cache"),
+        num_train=20,
+        num_val=10,
+        val_fraction=0.5,
     )
     dm.prepare_data()
     dm.setup()
     assert len(dm.captioned["test"].images) == 10
     stamp = (root / "annotations" / "captions_train2017.json").stat().st_mtime_ns
-    COCODemoDataModule(str(root), str(tmp_path / "cache"), num_train=20, num_val=10).setup()
+    COCODemoDataModule(
+        root=str(root), cache_dir=str(tmp_path / "cache"), num_train=20, num_val=10
+    ).setup()
     assert (root / "annotations" / "captions_train2017.json").stat().st_mtime_ns == stamp
 
 
@@ -344,7 +348,7 @@ def test_images_without_captions_train_with_the_caption_hidden_and_are_never_eva
     assert (~dm.splits["train"][mask_key("caption")]).sum() == 4
     for split in ("val", "test"):
         assert dm.captioned[split].has_caption.all()
-        for batch in dm.loader(split, 3, shuffle=False, choice="first"):
+        for batch in dm.loader(split, 3, shuffle=False):
             assert set(batch) == {"image", "caption"}
             assert not {pixel_bytes(image) for image in batch["image"]} & captionless
 
@@ -376,7 +380,7 @@ def test_paired_fraction_hides_a_seeded_share_of_training_examples(coco_root, co
         dm = datamodule(coco_root, coco_cache, caption=choice, seed=seed, **hiding)
         loader = dm.train_dataloader()
         for split in ("val", "test"):  # evaluation stays complete
-            assert set(dm.loader(split, 4, shuffle=False, choice="first").tensors) == {
+            assert set(dm.loader(split, 4, shuffle=False).tensors) == {
                 "image_row",
                 "caption_row",
             }
@@ -441,11 +445,35 @@ def test_masks_and_captions_survive_a_resume(uncaptioned_root, uncaptioned_cache
     assert hidden.any()
 
 
-def test_bad_hiding_settings_name_their_key(tmp_path):
-    with pytest.raises(ValueError, match="data.paired_fraction"):
-        COCODataModule(str(tmp_path), str(tmp_path), paired_fraction=1.5)
-    with pytest.raises(ValueError, match="data.unpaired_keep='label'"):
-        COCODataModule(str(tmp_path), str(tmp_path), unpaired_keep="label")
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"paired_fraction": 1.5}, "data.paired_fraction: must be <= 1.0"),
+        ({"unpaired_keep": "label"}, "data.unpaired_keep: 'label'; choose 'random' or one of"),
+        ({"caption": "second"}, "data.caption: 'second' is not one of ['first', 'random', 'all']"),
+        ({"embedding": {"pooling": "max"}}, "data.embedding.pooling: 'max' is not one of"),
+        ({"embedding": {"pooling_": "cls"}}, "data.embedding.pooling_: no such option"),
+        ({"val_fraction": 1.0}, "data.val_fraction: must be between 0 and 1, got 1.0"),
+        ({"modalities": {"label": {}}}, "data.modalities: COCODataModule has no modality"),
+    ],
+)
+def test_bad_options_name_their_key(tmp_path, options, message):
+    with pytest.raises(OptionError, match=re.escape(message)):
+        COCODataModule(root=str(tmp_path), cache_dir=str(tmp_path), **options)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"num_uncaptioned": 30}, "data.num_uncaptioned: must be within [0, num_train=20], got 30"),
+        ({"num_val": -1}, "data.num_val: must be >= 0, got -1"),
+    ],
+)
+def test_bad_demo_sizes_fail_before_anything_is_generated(tmp_path, options, message):
+    settings = {"root": str(tmp_path / "demo"), "cache_dir": str(tmp_path), "num_train": 20}
+    with pytest.raises(OptionError, match=re.escape(message)):
+        COCODemoDataModule.parse_options({**settings, **options}, "data")
+    assert not (tmp_path / "demo").exists()
 
 
 def test_masks_go_to_the_accelerator_with_the_batches(uncaptioned_root, uncaptioned_cache):
@@ -462,8 +490,8 @@ def test_masks_go_to_the_accelerator_with_the_batches(uncaptioned_root, uncaptio
 
 def test_demo_datamodule_passes_on_its_uncaptioned_images(tmp_path):
     dm = COCODemoDataModule(
-        str(tmp_path / "demo"),
-        str(tmp_path / "cache"),
+        root=str(tmp_path / "demo"),
+        cache_dir=str(tmp_path / "cache"),
         num_train=20,
         num_val=10,
         num_uncaptioned=3,

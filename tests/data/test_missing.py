@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from mwvae.data import MNIST3DataModule, MNISTDataModule
 from mwvae.data.missing import hidden_modalities
+from mwvae.options import OptionError
 
 NAMES = ("image", "label")
 
@@ -35,17 +38,28 @@ def test_masks_depend_on_the_seed_alone():
     assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
-def test_complete_data_has_no_masks_and_bad_settings_name_their_key():
+def test_complete_data_has_no_masks():
     assert hidden_modalities(10, NAMES, 1.0, "random", seed=0) == {}
-    with pytest.raises(ValueError, match="data.paired_fraction"):
-        hidden_modalities(10, NAMES, 1.5, "random", seed=0)
-    with pytest.raises(ValueError, match="data.unpaired_keep"):
-        hidden_modalities(10, NAMES, 0.5, "caption", seed=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"paired_fraction": 1.5}, "data.paired_fraction: must be <= 1.0, got 1.5"),
+        ({"paired_fraction": -0.1}, "data.paired_fraction: must be >= 0.0, got -0.1"),
+        ({"unpaired_keep": "caption"}, "data.unpaired_keep: 'caption'; choose 'random' or one"),
+    ],
+)
+def test_bad_hiding_settings_name_their_key_before_anything_is_read(options, message):
+    with pytest.raises(OptionError, match=re.escape(message)):
+        MNISTDataModule.parse_options({"data_dir": "nowhere", **options}, "data")
+    options = MNIST3DataModule.parse_options({"data_dir": "x", "unpaired_keep": "image2"}, "data")
+    assert options.unpaired_keep == "image2"  # one of MNIST3's own modalities
 
 
 def mnist(mnist_dir, datamodule_class=MNISTDataModule, seed=0, fraction=0.1):
     datamodule = datamodule_class(
-        str(mnist_dir),
+        data_dir=str(mnist_dir),
         subset={"train": 500, "val": 50, "test": 50},
         batch_size=100,
         seed=seed,

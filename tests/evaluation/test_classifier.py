@@ -15,7 +15,7 @@ from mwvae.evaluation.classifier import REQUIRED_ACCURACY, accuracy, load_classi
 
 
 def test_cached_classifier_reads_test_digits_at_99_percent(mnist_dir):
-    datamodule = MNISTDataModule(str(mnist_dir))
+    datamodule = MNISTDataModule(data_dir=str(mnist_dir))
     (classifier,) = load_classifiers(datamodule, ["image", "label"]).values()  # label: none
     test = datamodule.splits["test"]
     assert classifier.test_accuracy >= REQUIRED_ACCURACY
@@ -42,7 +42,9 @@ def trainings(monkeypatch):
 
 def small(mnist_dir, tmp_path, module=MNISTDataModule, **options):
     """A small subset whose caches live in tmp_path."""
-    datamodule = module(str(mnist_dir), subset={"train": 256, "val": 64, "test": 128}, **options)
+    datamodule = module(
+        data_dir=str(mnist_dir), subset={"train": 256, "val": 64, "test": 128}, **options
+    )
     datamodule.setup()
     datamodule.data_dir = tmp_path
     return datamodule

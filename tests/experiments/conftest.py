@@ -1,5 +1,6 @@
-"""The experiment scripts live in experiments/ and experiments/bench/ (scripts,
-not packages): their tests import them as `make` runs them, from their folder."""
+"""The experiment scripts in experiments/ (compare.py, weak_supervision.py) run as
+files, from their folder: their tests import them the same way. The bench is a
+package (`experiments.bench`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,5 @@ import sys
 from pathlib import Path
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-for folder in (EXPERIMENTS, EXPERIMENTS / "bench"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
+if str(EXPERIMENTS) not in sys.path:
+    sys.path.insert(0, str(EXPERIMENTS))

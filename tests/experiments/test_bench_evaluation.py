@@ -1,18 +1,19 @@
 """The evaluation benchmark (experiments/bench/evaluation.py): its tiny run
 checks that the batched likelihood estimator and the two loops agree on the
-same draws for every subset, times every part of `evaluate`, and reports
-against the 5x target. No speed checks."""
+same draws for every subset, times `evaluate` and `likelihood_metrics`, and
+reports against the 5x target. No speed checks."""
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
 import torch
+from experiments.bench import evaluation as bench
+from experiments.bench.common import build, compose
 
-import evaluation as bench
-from mwvae.config import compose_config
-from mwvae.train import build_model
+from mwvae.evaluation.likelihood import estimate_log_likelihoods
 
 
 @pytest.fixture(scope="module")
@@ -22,24 +23,29 @@ def results(mnist_dir) -> dict:
 
 @pytest.fixture(scope="module")
 def untrained() -> tuple:
-    """The default MW-VAE, untrained, and a few random (image, label) examples."""
-    cfg = compose_config(["logger=none", "paths.output_dir=unused"])
-    torch.manual_seed(0)
-    model = build_model(cfg).eval()
+    """The default model, untrained, and a few random (image, label) examples."""
+    model = build(compose(None, "paths.output_dir=unused")).eval()
     image = (torch.rand(3, 1, 28, 28) < 0.3).float()
     return model, {"image": image, "label": torch.tensor([3, 0, 7])}
 
 
+def test_the_chunk_is_the_estimators_default():
+    signature = inspect.signature(estimate_log_likelihoods)
+    assert signature.parameters["k_chunk"].default == bench.CHUNK
+    assert bench.FULL["k"] == signature.parameters["k"].default
+
+
 def test_the_loops_reproduce_the_batched_estimates_and_notice_other_draws(untrained):
     model, batch = untrained
-    k = 130  # a full chunk and a partial one
-    agreement = bench.float64_agreement(model, batch, k)
-    assert set(agreement) == set(bench.LOOPS)
+    k, counts = bench.CHUNK + 30, dict.fromkeys(bench.IMPLEMENTATIONS, 3)  # a partial chunk
+    double = {m: t.double() if t.is_floating_point() else t for m, t in batch.items()}
+    agreement = bench.agreement(model.double(), double, k, counts)
+    assert set(agreement) == {"per_example_loop", "per_sample_loop"}
     assert max(agreement.values()) < 1e-9
-    reference = bench.batched_estimates(model, batch, k, seed=1)
-    shifted = bench.proposal_noise(2, k, len(batch["label"]), model.prior_dim)  # other draws
-    for loop in bench.LOOPS.values():
-        assert bench.max_abs_diff(loop(model, batch, shifted), reference) > 1e-3
+    other = torch.randn(k, 3, model.prior_dim, dtype=torch.float64)
+    for diff in bench.agreement(model, double, k, counts, noise=other).values():
+        assert diff > 1e-3
+    model.float()
 
 
 def test_the_three_estimators_agree_on_the_same_draws(results):
@@ -56,7 +62,7 @@ def test_the_three_estimators_agree_on_the_same_draws(results):
 
 def test_every_implementation_is_timed_per_example_and_sample(results):
     lk = results["likelihood"]
-    assert lk["scored"] == ["image", "label"]
+    assert lk["scored"] == ["image", "label"] and lk["k_chunk"] == bench.CHUNK
     for name in bench.IMPLEMENTATIONS:
         assert len(lk["seconds"][name]) == lk["repeats"]
     assert lk["examples"]["per_sample_loop"] <= lk["examples"]["batched"]
@@ -70,34 +76,20 @@ def test_every_implementation_is_timed_per_example_and_sample(results):
     assert lk["target_met"] == (low >= bench.TARGET)
 
 
-def test_the_evaluation_is_timed_with_a_breakdown(results):
+def test_the_evaluation_is_timed_with_its_likelihoods(results):
     ev = results["evaluation"]
     assert ev["epoch_seconds"] > 0 and ev["evaluate_seconds"] > 0
     assert ev["evaluation_in_epochs"] == pytest.approx(ev["evaluate_seconds"] / ev["epoch_seconds"])
     assert ev["evaluation_in_epochs_cpu"] > 0
+    assert 0 < ev["likelihood_metrics_seconds"] < ev["evaluate_seconds"]
     assert ev["classifier"]["cache"] in ("warm", "built")
     assert set(ev["classifier"]["test_accuracy"]) == {"image"}
-    parts = {row["part"]: row for row in ev["breakdown"]}
-    for name in ("load_classifiers", "reconstruction_errors", "coherences", "likelihood_metrics"):
-        assert parts[name]["within"] is None and parts[name]["calls"] == 1
-    assert parts["probes"]["within"] is None and parts["alignment"]["within"] is None
-    assert parts["cross_coherences"]["within"] == "coherences"
-    assert parts["joint_coherence"]["within"] == "coherences"
-    assert parts["linear_probe_accuracy"]["within"] == "probes"
-    likelihood = ev["settings"]["likelihood"]
-    estimates = parts["estimate_log_likelihoods"]  # one call per batch, every subset
-    assert estimates["within"] == "likelihood_metrics"
-    assert estimates["calls"] == -(-likelihood["num_samples"] // likelihood["batch_size"])
-    top = sum(row["seconds"] for row in ev["breakdown"] if row["within"] is None)
-    assert top == pytest.approx(ev["evaluate_seconds"])
     assert {"test/loglik/joint", "test/loglik/image", "test/loglik/label"} <= set(ev["metrics"])
     assert ev["figures"]
-    for name, (module, _) in bench.PARTS.items():  # the timers are gone once the run is over
-        assert getattr(module, name).__code__.co_filename != bench.__file__
 
 
 def test_the_settings_are_those_of_make_train():
-    cfg = compose_config(["logger=none", "paths.output_dir=unused"])
+    cfg = compose(None, "paths.output_dir=unused")
     settings = bench.train_settings(cfg, bench.FULL)
     assert settings["likelihood"]["k"] == 1000 and settings["figures"] is True
     tiny = bench.train_settings(cfg, bench.TINY)
@@ -109,6 +101,6 @@ def test_the_report_states_the_target(results):
     markdown = bench.to_markdown(stored)
     assert markdown.startswith("## Evaluation")
     assert "| implementation |" in markdown and "evaluation / epoch" in markdown
-    assert "`estimate_log_likelihoods`" in markdown
+    assert "`estimate_log_likelihoods`" in markdown and "| `likelihood_metrics` |" in markdown
     assert "Target met" in markdown or "Target missed" in markdown
     assert f">= {bench.TARGET:g}x" in markdown

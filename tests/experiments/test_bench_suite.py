@@ -1,17 +1,18 @@
-"""The benchmark suite's own sections (training, roofline, captions) and the
-report `make bench` writes, run on tiny configurations. Nothing here checks a
-speed: benchmarks measure, tests check that they run and count correctly."""
+"""The benchmark suite's own sections (training, roofline, captions), its
+shared helpers and the report `make bench` writes, run on tiny
+configurations. Nothing here checks a speed: benchmarks measure, tests check
+that they run and count correctly."""
 
 from __future__ import annotations
 
 import json
 
-import caption_embedding
 import pytest
-import roofline
-import run as suite
 import torch
-import training
+from experiments.bench import caption_embedding, common, roofline, training
+from experiments.bench import run as suite
+
+from mwvae.config.catalog import model_names
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +33,30 @@ def test_report_describes_the_machine_and_every_section(tiny_report):
 
 def test_training_runs_both_loops_over_the_same_batches(tiny_report):
     _, report = tiny_report
-    for name, result in report["training"]["models"].items():
+    results = report["training"]
+    assert list(results["models"]) == model_names()[:2]  # the catalog's first, in tiny runs
+    for name, result in results["models"].items():
         assert result["steps"] == 4, name  # 512 examples in batches of 128, each side
         assert result["plain_seconds"] > 0 and result["trainer_seconds"] > 0
         assert result["ratio"] == pytest.approx(result["plain_seconds"] / result["trainer_seconds"])
+    fastest = max(results["models"], key=lambda n: results["models"][n]["plain_samples_per_s"])
+    assert next(iter(results["large_batch"])) == fastest
+    assert all(r["batch_size"] == training.LARGE_BATCH for r in results["large_batch"].values())
 
 
 def test_roofline_counts_flops_like_the_flop_counter(tiny_report):
     """The recorded matrix products, counted as 2 m n k, are every FLOP the
     counter sees in an MLP model: the recorder misses none and counts right."""
     _, report = tiny_report
-    result = report["roofline"]["models"]["mw_vae"]
+    ((name, result),) = report["roofline"]["models"].items()
+    assert name == model_names()[0]
     assert result["gemm_flops_per_step"] == result["flops_per_step"] > 0
     assert result["fraction"] > 0
+
+
+def test_models_given_replace_the_catalog_in_the_sections_that_sweep_them(tmp_path):
+    _, json_path = suite.run(["roofline"], tiny=True, out=tmp_path, models=["vae"])
+    assert list(json.loads(json_path.read_text())["roofline"]["models"]) == ["vae"]
 
 
 def test_gemm_flops_of_each_product_kind():
@@ -65,6 +77,36 @@ def test_replayed_products_keep_shapes_and_transposes():
     first, second = roofline.materialise(layout)
     assert first.shape == (3, 4) and first.stride() == (1, 3)  # still a transposed view
     assert func(first, second).shape == (3, 5)
+
+
+def test_normal_draws_are_recorded_and_replayed():
+    with common.NormalDraws() as record:
+        x = torch.randn(3, 2)
+        y = torch.randn_like(x)
+        z = torch.empty(4).normal_()
+        torch.rand(5)  # uniform: not a normal draw
+    assert [t.shape for t in record.drawn] == [(3, 2), (3, 2), (4,)]
+    noise = torch.arange(10.0).view(5, 2)
+    with common.NormalDraws(noise):
+        first, second = torch.randn(2, 2), torch.randn(3, 2)
+    assert torch.equal(torch.cat([first, second]), noise)
+    assert (
+        torch.equal(record.drawn[0], x) and torch.equal(record.drawn[2], z) and y.shape == x.shape
+    )
+
+
+def test_interleaved_rotates_the_order_and_keeps_the_last_values():
+    calls = []
+    runs = {name: (lambda name=name: calls.append(name) or len(calls)) for name in "abc"}
+    seconds, values = common.interleaved(runs, repeats=3)
+    assert calls == list("abcbcacab")
+    assert values == {"a": 8, "b": 9, "c": 7}  # the last round: c, a, b
+    assert all(len(s) == 3 for s in seconds.values())
+
+
+def test_tables_align_their_columns():
+    lines = common.table("model | a | b", [["x", 1, 2.5], "y | 3 | 4"])
+    assert lines == ["| model | a | b |", "|---|---:|---:|", "| x | 1 | 2.5 |", "| y | 3 | 4 |"]
 
 
 def test_training_markdown_names_the_models_that_miss_the_target():
@@ -92,6 +134,9 @@ def test_caption_section_agrees_with_sentence_transformers_and_reads_its_cache()
     assert results["max_abs_diff"] < 1e-5
     assert results["cache"]["second_run_embed_calls"] == 0
     assert "## Caption embedding" in caption_embedding.to_markdown(results)
+    captions = caption_embedding.make_captions(50)
+    assert captions == caption_embedding.make_captions(50) and len(set(captions)) > 40
+    assert all(8 <= len(c.split()) <= 15 for c in captions)
 
 
 def test_a_report_renders_again_from_its_json(tiny_report, tmp_path):

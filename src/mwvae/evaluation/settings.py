@@ -9,31 +9,37 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from mwvae.options import bounded, choice
+
+METHODS = ("importance", "ais")  # of the likelihood estimate
+
 
 @dataclass
 class AISSettings:
     """Annealed importance sampling (`likelihood.method=ais`)."""
 
-    steps: int = 500  # intermediate distributions from the prior to the posterior
-    leapfrog: int = 10  # leapfrog steps per HMC transition
-    chains: int = 16  # independent runs per example, averaged in probability
+    steps: int = bounded(
+        500, minimum=1
+    )  # intermediate distributions from the prior to the posterior
+    leapfrog: int = bounded(10, minimum=1)  # leapfrog steps per HMC transition
+    chains: int = bounded(16, minimum=1)  # independent runs per example, averaged in probability
 
 
 @dataclass
 class LikelihoodSettings:
-    method: str = "importance"  # importance | ais (a check: far slower)
-    k: int = 1000  # importance samples per example
-    num_samples: int = 1000  # first N test examples (10000: all; 0: no likelihoods)
-    batch_size: int = 20  # examples decoded together (x K samples)
+    method: str = choice(METHODS, "importance")  # ais: a check, far slower
+    k: int = bounded(1000, minimum=1)  # importance samples per example
+    num_samples: int = bounded(1000, minimum=0)  # first N test examples (10000: all; 0: none)
+    batch_size: int = bounded(20, minimum=1)  # examples decoded together (x K samples)
     ais: AISSettings = field(default_factory=AISSettings)
 
 
 @dataclass
 class EvaluationSettings:
     seed: int = 0
-    batch_size: int = 1000  # examples per batch of the other metrics
+    batch_size: int = bounded(1000, minimum=1)  # examples per batch of the other metrics
     likelihood: LikelihoodSettings = field(default_factory=LikelihoodSettings)
-    joint_samples: int = 10_000  # prior samples for joint coherence
+    joint_samples: int = bounded(10_000, minimum=1)  # prior samples for joint coherence
     figures: bool = True
 
 

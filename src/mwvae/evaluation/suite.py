@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mwvae.data.coco import CaptionedSplit
+from mwvae.data.captioned import CaptionedSplit
 from mwvae.data.loader import InMemoryLoader
 from mwvae.evaluation.classifier import load_classifiers
 from mwvae.evaluation.coherence import (

@@ -1,11 +1,13 @@
 """The ELBO-plus-alignment LightningModule that every model of the framework extends.
 
 The base owns the modalities (an encoder, a decoder and a likelihood each),
-the ELBO of the joint posterior, the W2 alignment between unimodal
-posteriors, one step shared by training, validation and test, and the public
-inference API (`posterior`, `reconstruct`, `decode` at a point of the whole
-latent, `proposal_components` for the likelihood estimates). A model overrides only what
-differs: how posteriors are fused, or which ELBO terms it optimises.
+the options (`Options`, see `mwvae.options`), the ELBO of the fused
+posterior, the W2 alignment between unimodal posteriors (logged by every
+model; MW-VAE optimises it), one step shared by training, validation and
+test, and the public inference API (`posterior`, `reconstruct`, `decode` at a
+point of the whole latent, `proposal_components` for the likelihood
+estimates). A model overrides only what differs: how posteriors are fused,
+which ELBO terms it optimises, what it adds to them.
 
 Data flows one way: batch dict -> encoders of the present modalities ->
 unimodal posteriors -> (joint posterior, alignment) -> latent samples ->
@@ -17,6 +19,7 @@ Training batches may hide modalities in some examples (`mask/<m>`, see
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,11 +32,11 @@ from torch import Tensor, nn
 
 from mwvae.gaussians import (
     DiagGaussian,
-    barycenter,
     kl_to_standard_normal,
     mean_pairwise_w2_squared,
 )
 from mwvae.likelihoods import Categorical, make_likelihood
+from mwvae.options import Configurable, bounded
 from mwvae.presence import Mask, Presence, batch_mean, both
 from mwvae.seeds import derived_seed
 
@@ -103,36 +106,57 @@ def nonempty_subsets(names: list[str]) -> list[tuple[str, ...]]:
     return [s for size in range(1, len(names) + 1) for s in itertools.combinations(names, size)]
 
 
-class MultimodalVAE(pl.LightningModule):
-    """Base multimodal VAE: joint-posterior ELBO plus `align_weight` * W2^2.
+class MultimodalVAE(Configurable, pl.LightningModule):
+    """Base multimodal VAE: the negative ELBO of the fused posterior.
 
     Args:
         modalities: name -> {encoder, decoder, likelihood, weight}; encoder and
-            decoder are Hydra `_target_` specs that receive `latent_dim`.
+            decoder are Hydra `_target_` specs that receive the code's size.
         latent_dim: size of the latent code.
-        beta: weight of the KL terms once warm-up is over.
-        kl_warmup_epochs: beta rises linearly from 0 over this many epochs
-            (KL warm-up keeps the experts from collapsing to the prior).
-        align_weight: lambda, the weight of the mean pairwise W2^2 between
-            the unimodal posteriors (0: logged but not optimised).
-        optimizer: a Hydra spec with `_partial_: true` that receives the parameters.
+        optimizer: a Hydra spec with `_partial_: true` that receives the
+            parameters (the config's `optimizer` group; None: torch's Adam
+            with its defaults).
+        **options: the fields of the model's `Options` (below, and a
+            subclass's own), checked by `parse_options`.
+
+    A subclass declares its options as `class Options(<Parent>.Options)`
+    and reads them as `self.options.<name>`; they are set, with
+    `self.latent_dim`, before any hook that builds networks runs.
     """
 
+    @dataclass
+    class Options:
+        beta: float = bounded(1.0, minimum=0)  # weight of the KL terms once warm-up is over
+        # beta rises linearly from 0 over this many epochs (KL warm-up keeps the
+        # experts from collapsing to the prior).
+        kl_warmup_epochs: float = bounded(0.0, minimum=0)
+
     # Whether the objective is defined for examples that miss modalities (a
-    # joint encoder needs them all).
+    # joint encoder needs them all), and whether the model reads one modality.
     trains_on_incomplete_data = True
+    unimodal = False
 
     def __init__(
         self,
         modalities: dict[str, dict[str, Any]],
         latent_dim: int,
-        beta: float = 1.0,
-        kl_warmup_epochs: float = 0.0,
-        align_weight: float = 0.0,
         optimizer: dict[str, Any] | None = None,
+        **options: Any,
     ):
         super().__init__()
-        self.save_hyperparameters()
+        self.options = self.parse_options(options, "model", modalities=modalities)
+        self.latent_dim = latent_dim
+        self.optimizer_spec = optimizer
+        # What rebuilds the model from a checkpoint alone: the options resolved.
+        self.save_hyperparameters(
+            {
+                "modalities": modalities,
+                "latent_dim": latent_dim,
+                "optimizer": optimizer,
+                **dataclasses.asdict(self.options),
+            }
+        )
+        modalities = self.used_modalities(modalities)
         self.modality_names = list(modalities)
         self.encoders = self.build_encoders(modalities)
         self.decoders = nn.ModuleDict(
@@ -146,9 +170,15 @@ class MultimodalVAE(pl.LightningModule):
         }
         self.recon_weights = {m: float(spec.get("weight", 1.0)) for m, spec in modalities.items()}
         self._epoch_means = RunningMeans()
+        # The last training step's metrics, for `mwvae.callbacks.NonFiniteGuard`.
+        self.last_training_terms: dict[str, Tensor] = {}
         # The run's seed (what `pl.seed_everything` set), kept in checkpoints: the
         # random draws of every step derive from it, not from the RNG's history.
         self.rng_seed = torch.initial_seed()
+
+    def used_modalities(self, modalities: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The data's modalities this model reads (all of them; VAE: one)."""
+        return modalities
 
     def compile_networks(self, **options: Any) -> None:
         """torch.compile every encoder and decoder in place (`nn.Module.compile`),
@@ -161,7 +191,7 @@ class MultimodalVAE(pl.LightningModule):
 
     def code_dim(self, modality: str) -> int:
         """Size of the code that modality's encoder outputs and decoder reads."""
-        return self.hparams.latent_dim
+        return self.latent_dim
 
     def build_encoders(self, modalities: dict[str, dict[str, Any]]) -> nn.ModuleDict:
         """One encoder q(z | x_m) per modality."""
@@ -200,9 +230,12 @@ class MultimodalVAE(pl.LightningModule):
     def fuse(
         self, posteriors: dict[str, DiagGaussian], presence: Presence | None = None
     ) -> DiagGaussian:
-        """The joint posterior of the observed modalities: their W2 barycenter
-        (per example, of the posteriors whose modality it observes)."""
-        return barycenter(list(posteriors.values()), masks(posteriors, presence))
+        """The joint posterior of the observed modalities (per example, of the
+        posteriors whose modality it observes). With one posterior it is that
+        one; a model with several encoders says how it combines them."""
+        if len(posteriors) == 1:
+            return next(iter(posteriors.values()))
+        raise NotImplementedError(f"{type(self).__name__} does not define how to fuse posteriors")
 
     def posterior(self, observed: Batch) -> DiagGaussian:
         """The Gaussian posterior for the observed subset of modalities."""
@@ -213,7 +246,7 @@ class MultimodalVAE(pl.LightningModule):
         """The likelihood parameters (logits; means for Gaussian modalities) of
         the given modalities, every one by default, at a point `z` of the
         model's whole latent (`prior_dim` values, prior N(0, I)): the space
-        `latent_proposal` covers and `torch.randn(n, model.prior_dim)` samples."""
+        `proposal_components` covers and `torch.randn(n, model.prior_dim)` samples."""
         names = self.modality_names if modalities is None else modalities
         return {m: self.decoders[m](z) for m in names}
 
@@ -250,39 +283,38 @@ class MultimodalVAE(pl.LightningModule):
             )
 
     # ------------------------------------------------------------------ likelihood
-    def latent_proposal(self, observed: Batch) -> DiagGaussian:
-        """A Gaussian over the model's whole latent given the observed
-        modalities; the prior over that latent is N(0, I)."""
-        return self.posterior(observed)
+    def proposal_subsets(self, names: list[str]) -> list[list[str]]:
+        """The subsets of the observed `names` whose posteriors the likelihood
+        proposal mixes: each one alone, then all of them (last), those the
+        model can infer from."""
+        subsets = [[m] for m in names] + ([names] if len(names) > 1 else [])
+        return [subset for subset in subsets if self.can_infer_from(subset)]
 
     def proposal_components(self, observed: Batch) -> list[DiagGaussian]:
-        """Every Gaussian over the whole latent the model offers for the
-        observed modalities: each unimodal posterior it can infer, and the
-        fused one. The likelihood estimates mix them (with the prior) into
-        one importance proposal that covers each of them."""
-        names = list(observed)
-        subsets = [[m] for m in names] + ([names] if len(names) > 1 else [])
+        """The Gaussians over the model's whole latent (prior N(0, I)) that
+        the likelihood estimates mix, with the prior, into one importance
+        proposal: the posterior of each of `proposal_subsets`, the fused
+        posterior of every observed modality last."""
         return [
-            self.latent_proposal({m: observed[m] for m in subset})
-            for subset in subsets
-            if self.can_infer_from(subset)
+            self.posterior({m: observed[m] for m in subset})
+            for subset in self.proposal_subsets(list(observed))
         ]
 
     @property
     def prior_dim(self) -> int:
         """Size of the whole latent, whose prior is N(0, I)."""
-        return self.hparams.latent_dim
+        return self.latent_dim
 
     # ------------------------------------------------------------------ objective
     @property
     def beta_now(self) -> float:
         """beta, annealed linearly from 0 during the first `kl_warmup_epochs`."""
-        warmup = self.hparams.kl_warmup_epochs
+        warmup = self.options.kl_warmup_epochs
         if warmup <= 0 or self._trainer is None:
-            return self.hparams.beta
+            return self.options.beta
         steps_per_epoch = max(1, self.trainer.num_training_batches)
         progress = self.global_step / (warmup * steps_per_epoch)
-        return self.hparams.beta * min(1.0, progress)
+        return self.options.beta * min(1.0, progress)
 
     def reconstruction_nll(
         self, batch: Batch, m: str, z: Tensor, examples: Mask = None, share: Tensor | int = 1
@@ -301,37 +333,27 @@ class MultimodalVAE(pl.LightningModule):
         posteriors: dict[str, DiagGaussian],
         presence: Presence,
         examples: Mask = None,
-    ) -> tuple[dict[str, Tensor], Tensor]:
-        """The reconstruction and KL terms of the fused posterior of `posteriors`
-        over `examples`: each modality of `batch` an example observes is decoded
-        from one sample of q(z | what it observes)."""
+    ) -> LossTerms:
+        """The negative ELBO of the fused posterior of `posteriors` over
+        `examples`: each modality of `batch` an example observes decoded from
+        one sample of q(z | what it observes), one KL term (`kl/joint`)."""
         q = self.fuse(posteriors, presence)
         z = q.rsample()
         recon = {
             m: self.reconstruction_nll(batch, m, z, both(examples, presence.of_modality(m)))
             for m in batch
         }
-        return recon, batch_mean(kl_to_standard_normal(q), examples)
+        kl = batch_mean(kl_to_standard_normal(q), examples)
+        return LossTerms(
+            loss=sum(recon.values()) + self.beta_now * kl, recon=recon, kl={"joint": kl}
+        )
 
     def elbo_terms(
         self, batch: Batch, posteriors: dict[str, DiagGaussian], presence: Presence
     ) -> LossTerms:
-        """Negative ELBO of the joint posterior: every modality decoded from one
-        sample of q(z | all observed), one KL term (logged as `kl/joint`)."""
-        return self.joint_elbo_terms(batch, posteriors, presence, presence.any_of(batch))
-
-    def joint_elbo_terms(
-        self,
-        batch: Batch,
-        posteriors: dict[str, DiagGaussian],
-        presence: Presence,
-        examples: Mask,
-    ) -> LossTerms:
-        """The negative ELBO of the fused posterior over `examples`, as loss terms."""
-        recon, kl = self.fused_elbo(batch, posteriors, presence, examples)
-        return LossTerms(
-            loss=sum(recon.values()) + self.beta_now * kl, recon=recon, kl={"joint": kl}
-        )
+        """The model's negative ELBO (the base's: of the joint posterior, over
+        the examples that observe anything)."""
+        return self.fused_elbo(batch, posteriors, presence, presence.any_of(batch))
 
     def aligned_parts(self, posteriors: dict[str, DiagGaussian]) -> dict[str, DiagGaussian]:
         """The parts of the unimodal posteriors that W2 compares: all of them
@@ -341,28 +363,30 @@ class MultimodalVAE(pl.LightningModule):
     def alignment(self, posteriors: dict[str, DiagGaussian], presence: Presence) -> Tensor:
         """Mean pairwise W2^2 between the unimodal posteriors each example has
         (0 for one with fewer than two), batch-averaged: `w2` wherever it is
-        reported."""
+        reported, logged for every model, optimised only by those that say so
+        (MW-VAE)."""
         return mean_pairwise_w2_squared(
             list(self.aligned_parts(posteriors).values()), masks(posteriors, presence)
         ).mean()
 
     def objective(self, batch: Batch) -> LossTerms:
-        """The loss of one batch: the model's ELBO terms plus lambda * W2^2."""
+        """The loss of one batch: the model's ELBO terms, with the alignment
+        of its unimodal posteriors logged as `w2`."""
         observed = {m: x for m, x in batch.items() if m in self.decoders}
         presence = Presence.of(batch, observed)
         if not (presence.complete or self.trains_on_incomplete_data):
+            from mwvae.config import catalog  # the configs' list of models, read only here
+
             raise IncompleteDataError(
                 f"{type(self).__name__} cannot train on examples that miss modalities "
                 f"(the batch has presence masks for {sorted(presence.masks)}); train it on complete "
-                "data (data.paired_fraction=1.0) or choose a model that can, e.g. mvae_poe, "
-                "mw_vae, fmw_vae, mmvae or mopoe"
+                "data (data.paired_fraction=1.0) or choose a model that can: "
+                + ", ".join(catalog.models_that_train_on_incomplete_data())
             )
         posteriors = self.encode(observed)
         terms = self.elbo_terms(observed, posteriors, presence)
         if len(posteriors) >= 2:
             terms.w2 = self.alignment(posteriors, presence)
-            if self.hparams.align_weight:
-                terms.loss = terms.loss + self.hparams.align_weight * terms.w2
         return terms
 
     # ------------------------------------------------------------------ metrics
@@ -392,7 +416,7 @@ class MultimodalVAE(pl.LightningModule):
         metrics = terms.as_metrics()
         batch_size = len(next(iter(batch.values())))
         if stage == "train":
-            # For `mwvae.callbacks.NonFiniteGuard` (tensors: reading them is its call).
+            # Tensors: whether to read them (a host synchronisation) is the guard's call.
             self.last_training_terms = {k: v.detach() for k, v in metrics.items()}
             self._log_training(metrics, batch_size)
         else:
@@ -472,12 +496,9 @@ class MultimodalVAE(pl.LightningModule):
         return self._shared_step(batch, "test")
 
     def configure_optimizers(self):
-        spec = self.hparams.optimizer or {
-            "_target_": "torch.optim.Adam",
-            "_partial_": True,
-            "lr": 1e-3,
-        }
-        return instantiate(spec)(params=self.parameters())
+        if self.optimizer_spec is None:
+            return torch.optim.Adam(self.parameters())  # torch's defaults
+        return instantiate(self.optimizer_spec)(params=self.parameters())
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lets `mwvae.load_model` rebuild the right class from the file alone.

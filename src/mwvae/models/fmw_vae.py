@@ -28,7 +28,9 @@ that observe the class and every modality with a private code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -37,6 +39,7 @@ from torch import Tensor
 from mwvae.gaussians import DiagGaussian, barycenter
 from mwvae.models.base import Batch, LossTerms, masks
 from mwvae.models.mw_vae import MWVAE
+from mwvae.options import OptionError, bounded, choice
 from mwvae.presence import Mask, Presence
 
 IMPUTATION_STYLES = ("prior", "class_mean")  # how an unobserved private code is filled
@@ -89,36 +92,43 @@ def mmd_penalty(c: Tensor, s: Tensor, examples: Mask = None) -> Tensor:
 
 
 class FMWVAE(MWVAE):
-    def __init__(
-        self,
-        modalities: dict[str, dict[str, Any]],
-        latent_dim: int,
-        private_dim: int = 10,
-        shared_only: Sequence[str] = ("label",),
-        style: str = "auto",
-        style_modality: str = "label",
-        decorrelation: str = "none",
-        decorrelation_weight: float = 0.0,
-        **kwargs,
-    ):
-        if style not in STYLES:
-            raise ValueError(f"model.style={style!r}; choose one of {list(STYLES)}")
-        if decorrelation not in DECORRELATIONS:
-            raise ValueError(
-                f"model.decorrelation={decorrelation!r}; choose one of {list(DECORRELATIONS)}"
+    @dataclass
+    class Options(MWVAE.Options):
+        private_dim: int = bounded(10, minimum=0)  # size of each private code
+        # Modalities without a private code (labels have no style).
+        shared_only: list[str] = field(default_factory=lambda: ["label"])
+        # The private code of an unobserved modality (auto: class_mean when the
+        # data has style_modality, else prior); resolved when the model is built.
+        style: str = choice(STYLES, "auto")
+        style_modality: str = "label"  # the class whose mean private codes class_mean uses
+        decorrelation: str = choice(DECORRELATIONS, "none")  # of c and s (Sec. 6.2)
+        decorrelation_weight: float = bounded(0.0, minimum=0)
+
+    @classmethod
+    def parse_options(cls, values: Mapping[str, Any], prefix: str, **context: Any) -> Options:
+        """The options with `style: auto` resolved against the data's
+        modalities, so that a reloaded model needs no data to decide."""
+        options = super().parse_options(values, prefix, **context)
+        if options.style != "auto":
+            return options
+        has_class = options.style_modality in context.get("modalities", {})
+        return dataclasses.replace(options, style="class_mean" if has_class else "prior")
+
+    @classmethod
+    def check_options(cls, options: Options, prefix: str, **context: Any) -> None:
+        modalities = context.get("modalities", {})
+        if options.style == "class_mean" and options.style_modality not in modalities:
+            raise OptionError(
+                f"{prefix}.style: class_mean needs the class modality "
+                f"{options.style_modality!r}; the data has {list(modalities)} "
+                f"(use {prefix}.style=prior)"
             )
-        if style == "class_mean" and style_modality not in modalities:
-            raise ValueError(
-                f"style=class_mean needs the class modality {style_modality!r}; the data has "
-                f"{list(modalities)} (use model.style=prior)"
-            )
-        if style == "auto":
-            style = "class_mean" if style_modality in modalities else "prior"
-        super().__init__(modalities, latent_dim, **kwargs)
-        self.hparams.style = style  # resolved, so a reloaded model needs no data to decide
+
+    def __init__(self, modalities: dict[str, dict[str, Any]], latent_dim: int, **options: Any):
+        super().__init__(modalities, latent_dim, **options)
         num_classes = (
-            modalities[style_modality]["decoder"]["output_shape"][-1]
-            if style == "class_mean"
+            modalities[self.options.style_modality]["decoder"]["output_shape"][-1]
+            if self.options.style == "class_mean"
             else 1
         )
         for m in self.modality_names:
@@ -126,13 +136,13 @@ class FMWVAE(MWVAE):
         self.register_buffer("style_counts", torch.zeros(num_classes))
 
     def private_dim(self, modality: str) -> int:
-        return 0 if modality in self.hparams.shared_only else self.hparams.private_dim
+        return 0 if modality in self.options.shared_only else self.options.private_dim
 
     def code_dim(self, modality: str) -> int:
-        return self.hparams.latent_dim + self.private_dim(modality)
+        return self.latent_dim + self.private_dim(modality)
 
     def split(self, q: DiagGaussian) -> tuple[DiagGaussian, DiagGaussian]:
-        return split(q, self.hparams.latent_dim)
+        return split(q, self.latent_dim)
 
     def fuse(
         self, posteriors: dict[str, DiagGaussian], presence: Presence | None = None
@@ -148,10 +158,10 @@ class FMWVAE(MWVAE):
         self, batch: Batch, posteriors: dict[str, DiagGaussian], presence: Presence
     ) -> LossTerms:
         terms = super().elbo_terms(batch, posteriors, presence)
-        if self.hparams.decorrelation != "none":
+        if self.options.decorrelation != "none":
             penalty_fn = (
                 cross_covariance_penalty
-                if self.hparams.decorrelation == "cross_cov"
+                if self.options.decorrelation == "cross_cov"
                 else mmd_penalty
             )
             penalty = 0.0
@@ -160,22 +170,29 @@ class FMWVAE(MWVAE):
                 if private.mu.shape[-1] == 0:
                     continue
                 examples = presence.of_modality(m)
-                if self.hparams.decorrelation == "cross_cov":
+                if self.options.decorrelation == "cross_cov":
                     penalty = penalty + penalty_fn(shared.mu, private.mu, examples)
                 else:
                     penalty = penalty + penalty_fn(shared.rsample(), private.rsample(), examples)
-            terms.loss = terms.loss + self.hparams.decorrelation_weight * penalty
+            terms.loss = terms.loss + self.options.decorrelation_weight * penalty
             terms.extra["decorrelation"] = penalty
-        if self.training and self.hparams.style == "class_mean":
+        if self.training and self.options.style == "class_mean":
             self.accumulate_styles(batch, posteriors, presence)
         return terms
 
     # ------------------------------------------------------------------ likelihood
-    def latent_proposal(self, observed: Batch) -> DiagGaussian:
+    def proposal_components(self, observed: Batch) -> list[DiagGaussian]:
+        """The base's components, each over the whole latent."""
+        components = []
+        for subset in self.proposal_subsets(list(observed)):
+            sub = {m: observed[m] for m in subset}
+            components.append(self.over_whole_latent(self.posterior(sub), sub))
+        return components
+
+    def over_whole_latent(self, c: DiagGaussian, observed: Batch) -> DiagGaussian:
         """Over [c, s_m for every modality with a private code]: the shared
-        posterior, each observed modality's private posterior, and the prior
+        posterior `c`, each observed modality's private posterior, and the prior
         for the private codes of the others."""
-        c = self.posterior(observed)
         parts = [c]
         for m in self.private_modalities:
             if m in observed:
@@ -190,7 +207,7 @@ class FMWVAE(MWVAE):
     def decode(self, z: Tensor, modalities: Iterable[str] | None = None) -> dict[str, Tensor]:
         """z is the whole latent [c, s_m for each of `private_modalities`];
         decoder m reads [c, s_m] (c alone for a shared-only modality)."""
-        sizes = [self.hparams.latent_dim] + [self.private_dim(m) for m in self.private_modalities]
+        sizes = [self.latent_dim] + [self.private_dim(m) for m in self.private_modalities]
         c, *privates = z.split(sizes, -1)
         private = dict(zip(self.private_modalities, privates, strict=True))
         empty = z[..., :0]
@@ -199,7 +216,7 @@ class FMWVAE(MWVAE):
 
     @property
     def prior_dim(self) -> int:
-        return self.hparams.latent_dim + sum(self.private_dim(m) for m in self.private_modalities)
+        return self.latent_dim + sum(self.private_dim(m) for m in self.private_modalities)
 
     @property
     def private_modalities(self) -> list[str]:
@@ -211,7 +228,7 @@ class FMWVAE(MWVAE):
         self, batch: Batch, posteriors: dict[str, DiagGaussian], presence: Presence
     ) -> None:
         """Add the examples that observe the class and every private modality."""
-        key = self.hparams.style_modality
+        key = self.options.style_modality
         counted = presence.all_of([key, *self.private_modalities])
         classes = batch[key]
         weights = torch.ones_like(classes, dtype=self.style_counts.dtype)
@@ -243,14 +260,14 @@ class FMWVAE(MWVAE):
         the example's class in the last training epoch (when the model was
         trained with that style)."""
         # class_mean needs the class means, kept only when training with that style
-        return IMPUTATION_STYLES if self.hparams.style == "class_mean" else IMPUTATION_STYLES[:1]
+        return IMPUTATION_STYLES if self.options.style == "class_mean" else IMPUTATION_STYLES[:1]
 
     def private_codes(
         self, c: Tensor, observed: Batch, sample: bool, style: str | None
     ) -> dict[str, Tensor]:
         """The private code of every modality in `private_modalities`: its own
         where it is observed, else imputed by `style` (None: the configured one)."""
-        style = style or self.hparams.style
+        style = style or self.options.style
         codes = {
             m: self.split(self.encoders[m](observed[m]))[1].sample_or_mean(sample)
             for m in self.private_modalities
@@ -260,10 +277,10 @@ class FMWVAE(MWVAE):
         if not missing:
             return codes
         if style == "prior":
-            shape = (*c.shape[:-1], self.hparams.private_dim)
+            shape = (*c.shape[:-1], self.options.private_dim)
             prior = torch.randn if sample else torch.zeros
             return codes | {m: prior(shape, device=c.device, dtype=c.dtype) for m in missing}
-        key = self.hparams.style_modality
+        key = self.options.style_modality
         if key in observed:
             classes = observed[key]
         else:  # the class decoded from the shared code (and the class's own private code, if any)

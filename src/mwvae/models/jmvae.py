@@ -11,14 +11,16 @@ encoder, so it cannot train on examples that miss a modality.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from mwvae.gaussians import DiagGaussian, kl_divergence, kl_to_standard_normal
 from mwvae.models.base import Batch, LossTerms, MultimodalVAE
-from mwvae.nets.joint import JointEncoder
+from mwvae.models.m_vae_joint import JointEncoderOptions, joint_encoder
+from mwvae.options import OptionError, bounded
 from mwvae.presence import Presence
 
 JOINT = "joint"
@@ -27,27 +29,18 @@ JOINT = "joint"
 class JMVAE(MultimodalVAE):
     trains_on_incomplete_data = False  # every term needs the joint posterior
 
-    def __init__(
-        self,
-        modalities: dict[str, dict[str, Any]],
-        latent_dim: int,
-        alpha: float = 0.1,
-        feature_dim: int = 256,
-        joint_hidden_dims: Sequence[int] = (512,),
-        **kwargs,
-    ):
-        if JOINT in modalities:
-            raise ValueError(f"JMVAE reserves the name {JOINT!r}; rename that modality")
-        super().__init__(modalities, latent_dim, **kwargs)
+    @dataclass
+    class Options(JointEncoderOptions):
+        alpha: float = bounded(0.1, minimum=0)  # weight of KL(q(z|X) || q(z|x_m)), summed over m
+
+    @classmethod
+    def check_options(cls, options: Options, prefix: str, **context: Any) -> None:
+        if JOINT in context.get("modalities", {}):
+            raise OptionError(f"data.modalities.{JOINT}: JMVAE reserves the name; rename it")
 
     def build_encoders(self, modalities: dict[str, dict[str, Any]]) -> nn.ModuleDict:
         encoders = super().build_encoders(modalities)
-        encoders[JOINT] = JointEncoder.for_modalities(
-            modalities,
-            self.hparams.feature_dim,
-            self.hparams.joint_hidden_dims,
-            self.hparams.latent_dim,
-        )
+        encoders[JOINT] = joint_encoder(modalities, self.options, self.latent_dim)
         return encoders
 
     def can_infer_from(self, observed: Iterable[str]) -> bool:
@@ -74,6 +67,6 @@ class JMVAE(MultimodalVAE):
         loss = (
             sum(recon.values())
             + self.beta_now * kl[JOINT]
-            + self.hparams.alpha * sum(to_unimodal.values())
+            + self.options.alpha * sum(to_unimodal.values())
         )
         return LossTerms(loss=loss, recon=recon, kl=kl, extra=to_unimodal)

@@ -9,7 +9,8 @@ reason it cannot train on examples that miss a modality (`IncompleteDataError`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
@@ -17,29 +18,32 @@ from torch import nn
 from mwvae.gaussians import DiagGaussian
 from mwvae.models.base import Batch, MultimodalVAE
 from mwvae.nets.joint import JointEncoder
+from mwvae.options import bounded
+
+
+@dataclass
+class JointEncoderOptions(MultimodalVAE.Options):
+    """The joint encoder's network (`mwvae.nets.joint.JointEncoder`)."""
+
+    feature_dim: int = bounded(256, minimum=1)  # each modality's features before the join
+    joint_hidden_dims: list[int] = field(default_factory=lambda: [512])
+
+
+def joint_encoder(
+    modalities: dict[str, dict[str, Any]], options: JointEncoderOptions, latent_dim: int
+) -> JointEncoder:
+    """One encoder q(z | every modality), as `options` shape it."""
+    return JointEncoder.for_modalities(
+        modalities, options.feature_dim, options.joint_hidden_dims, latent_dim
+    )
 
 
 class JointMVAE(MultimodalVAE):
     trains_on_incomplete_data = False  # the joint encoder reads every modality
-
-    def __init__(
-        self,
-        modalities: dict[str, dict[str, Any]],
-        latent_dim: int,
-        feature_dim: int = 256,
-        joint_hidden_dims: Sequence[int] = (512,),
-        **kwargs,
-    ):
-        super().__init__(modalities, latent_dim, **kwargs)
+    Options = JointEncoderOptions
 
     def build_encoders(self, modalities: dict[str, dict[str, Any]]) -> nn.ModuleDict:
-        joint = JointEncoder.for_modalities(
-            modalities,
-            self.hparams.feature_dim,
-            self.hparams.joint_hidden_dims,
-            self.hparams.latent_dim,
-        )
-        return nn.ModuleDict({"joint": joint})
+        return nn.ModuleDict({"joint": joint_encoder(modalities, self.options, self.latent_dim)})
 
     def can_infer_from(self, observed: Iterable[str]) -> bool:
         return set(observed) == set(self.modality_names)

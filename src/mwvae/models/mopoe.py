@@ -24,12 +24,9 @@ class MoPoE(MultimodalVAE):
             list(posteriors.values()), prior_expert=True, masks=masks(posteriors, presence)
         )
 
-    def proposal_components(self, observed: Batch) -> list[DiagGaussian]:
-        """The PoE of every subset: the components of its own mixture."""
-        return [
-            self.latent_proposal({m: observed[m] for m in subset})
-            for subset in nonempty_subsets(list(observed))
-        ]
+    def proposal_subsets(self, names: list[str]) -> list[list[str]]:
+        """Every subset: the components of its own mixture (all of them last)."""
+        return [list(subset) for subset in nonempty_subsets(names)]
 
     def elbo_terms(
         self, batch: Batch, posteriors: dict[str, DiagGaussian], presence: Presence

@@ -17,25 +17,25 @@ with one modality has its single-modality ELBO), for all without.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from mwvae.gaussians import DiagGaussian, product_of_experts
 from mwvae.models.base import Batch, LossTerms, MultimodalVAE, masks
+from mwvae.options import bounded
 from mwvae.presence import Presence
 
 
 class MVAEPoE(MultimodalVAE):
-    def __init__(
-        self,
-        modalities: dict[str, dict[str, Any]],
-        latent_dim: int,
-        subsample: bool = True,
-        num_random_subsets: int = 1,
-        **kwargs,
-    ):
-        super().__init__(modalities, latent_dim, **kwargs)
+    @dataclass
+    class Options(MultimodalVAE.Options):
+        subsample: bool = True  # add each single modality's ELBO (false: the joint ELBO only)
+        num_random_subsets: int = bounded(1, minimum=0)  # per step, with 3+ modalities
+
+    def __init__(self, modalities: dict[str, dict[str, Any]], latent_dim: int, **options: Any):
+        super().__init__(modalities, latent_dim, **options)
         # The subsets steer Python control flow, so Python's generator draws
         # them: reading a tensor's value at every step would make the host wait
         # for the device. Reseeded with torch's generator at every step (see
@@ -57,7 +57,7 @@ class MVAEPoE(MultimodalVAE):
         random subsets of intermediate size when there are more than two."""
         subsets = [[m] for m in names]
         if len(names) > 2:
-            for _ in range(self.hparams.num_random_subsets):
+            for _ in range(self.options.num_random_subsets):
                 size = self.subset_rng.randrange(2, len(names))
                 chosen = self.subset_rng.sample(range(len(names)), size)
                 subsets.append([names[i] for i in sorted(chosen)])
@@ -66,19 +66,19 @@ class MVAEPoE(MultimodalVAE):
     def elbo_terms(
         self, batch: Batch, posteriors: dict[str, DiagGaussian], presence: Presence
     ) -> LossTerms:
-        if not self.hparams.subsample or len(posteriors) < 2:
+        if not self.options.subsample or len(posteriors) < 2:
             return super().elbo_terms(batch, posteriors, presence)
         # An example with one modality has that modality's ELBO below, not a joint one too.
-        terms = self.joint_elbo_terms(batch, posteriors, presence, presence.at_least(batch, 2))
+        terms = self.fused_elbo(batch, posteriors, presence, presence.at_least(batch, 2))
         subset_loss = 0.0
         for subset in self.training_subsets(list(posteriors)):
-            sub_recon, sub_kl = self.fused_elbo(
+            sub = self.fused_elbo(
                 {m: batch[m] for m in subset},
                 {m: posteriors[m] for m in subset},
                 presence,
                 presence.all_of(subset),
             )
-            subset_loss = subset_loss + sum(sub_recon.values()) + self.beta_now * sub_kl
+            subset_loss = subset_loss + sum(sub.recon.values()) + self.beta_now * sub.kl["joint"]
         terms.loss = terms.loss + subset_loss
         terms.extra["subset_loss"] = subset_loss
         return terms

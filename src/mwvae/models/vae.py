@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from mwvae.models.base import MultimodalVAE
+from mwvae.options import OptionError
 
 
 class VAE(MultimodalVAE):
@@ -14,13 +16,20 @@ class VAE(MultimodalVAE):
     KeyError for any other.
     """
 
-    def __init__(
-        self,
-        modalities: dict[str, dict[str, Any]],
-        latent_dim: int,
-        modality: str = "image",
-        **kwargs,
-    ):
-        if modality not in modalities:
-            raise ValueError(f"model.modality={modality!r}; the data has {list(modalities)}")
-        super().__init__({modality: modalities[modality]}, latent_dim, **kwargs)
+    unimodal = True
+
+    @dataclass
+    class Options(MultimodalVAE.Options):
+        modality: str = "image"  # the data's modality it models
+
+    @classmethod
+    def check_options(cls, options: Options, prefix: str, **context: Any) -> None:
+        modalities = context.get("modalities", {})
+        if options.modality not in modalities:
+            raise OptionError(
+                f"{prefix}.modality: {options.modality!r} is not one of the data's "
+                f"modalities {list(modalities)}"
+            )
+
+    def used_modalities(self, modalities: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {self.options.modality: modalities[self.options.modality]}

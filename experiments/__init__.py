@@ -1,0 +1,1 @@
+"""Experiment scripts (run as files) and the benchmark suite, a package."""

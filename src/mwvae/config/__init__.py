@@ -1,0 +1,24 @@
+"""Configs: schemas, the one validation, composition, resolvers, the model catalog.
+
+- `schema`: the primary configs' dataclasses (models and datasets declare
+  their own options beside their code, see `mwvae.options`);
+- `validation`: `validate(cfg)`, every check before anything is loaded;
+- `compose`: `compose_config(overrides)` outside a Hydra run;
+- `resolvers`: `${mwvae.*:}` values (launchers, run groups, model lists);
+- `catalog`: the models of `conf/model/`.
+"""
+
+from mwvae.config.catalog import CONF_DIR, model_names
+from mwvae.config.compose import compose_config
+from mwvae.config.store import register_configs
+from mwvae.config.validation import ConfigError, validate, validate_eval
+
+__all__ = [
+    "CONF_DIR",
+    "ConfigError",
+    "compose_config",
+    "model_names",
+    "register_configs",
+    "validate",
+    "validate_eval",
+]

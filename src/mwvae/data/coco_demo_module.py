@@ -1,0 +1,103 @@
+"""The offline COCO-format demo as a DataModule: `COCODataModule` on the
+synthetic dataset of `mwvae.data.coco_demo`, generated into `root` on first
+use (offline, a few seconds). Its class is the set of colours of a scene's
+shapes, which every caption names."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+from torch import Tensor
+
+from mwvae.data.captioned import CaptionedSplit
+from mwvae.data.coco import COCODataModule
+from mwvae.data.coco_demo import (
+    COLOURS,
+    NUM_TRAIN,
+    NUM_UNCAPTIONED,
+    NUM_VAL,
+    check_arguments,
+    generate_coco_demo,
+)
+from mwvae.data.coco_source import annotation_file
+from mwvae.data.module import Split
+from mwvae.options import OptionError
+
+# The class of a demo scene: the set of its shapes' colours (one or two), an index here.
+COLOUR_SETS = [frozenset(c) for n in (1, 2) for c in itertools.combinations(COLOURS, n)]
+
+
+class COCODemoDataModule(COCODataModule):
+    """COCODataModule on a generated demo: `num_train` + `num_val` images
+    (the demo's train2017 and val2017), `num_uncaptioned` of the training
+    images without captions. An existing `root` is used as it is, so give
+    each setting its own root."""
+
+    class_key = "colours"  # the colours of a scene's shapes, which every caption names
+
+    @dataclass
+    class Options(COCODataModule.Options):
+        num_train: int = NUM_TRAIN
+        num_val: int = NUM_VAL
+        # Training images generated without captions (they train with it hidden).
+        num_uncaptioned: int = NUM_UNCAPTIONED
+
+    @classmethod
+    def check_options(cls, options: Any, prefix: str, **context: Any) -> None:
+        super().check_options(options, prefix, **context)
+        try:
+            check_arguments(
+                options.num_train, options.num_val, num_uncaptioned=options.num_uncaptioned
+            )
+        except ValueError as error:  # its message starts with the argument's name
+            raise OptionError(f"{prefix}.{error}") from None
+
+    def classifier_source(self, modality: str) -> str | None:
+        return modality
+
+    def ensure_available(self) -> None:
+        with FileLock(str(self.root) + ".lock"):  # parallel jobs generate it once
+            if not self.root.exists():
+                options = self.options  # the demo's own seed: one dataset per setting
+                generate_coco_demo(
+                    self.root,
+                    options.num_train,
+                    options.num_val,
+                    num_uncaptioned=options.num_uncaptioned,
+                )
+        super().ensure_available()
+
+    def read_folder(self, folder: str, uncaptioned: bool) -> CaptionedSplit:
+        split = super().read_folder(folder, uncaptioned)
+        split.classes = scene_classes(annotation_file(self.root, folder), uncaptioned)
+        if len(split.classes) != len(split.images):
+            raise RuntimeError(f"{self.root}/{folder}: unreadable demo images; delete the folder")
+        return split
+
+    def read_splits(self) -> dict[str, Split]:
+        splits = super().read_splits()
+        for name, split in splits.items():
+            split[self.class_key] = self.captioned[name].classes
+        return splits
+
+
+def scene_classes(path: Path, uncaptioned: bool) -> Tensor:
+    """The colour-set class of each image of a demo annotation file, in the
+    order `read_annotations` lists them (by id; captioned ones only unless
+    `uncaptioned`), from the ground truth the generator stores with each image."""
+    content = json.loads(Path(path).read_text())
+    captioned = {a["image_id"] for a in content["annotations"]}
+    entries = sorted(content["images"], key=lambda e: int(e["id"]))
+    return torch.tensor(
+        [
+            COLOUR_SETS.index(frozenset(s["colour"] for s in e["scene"]["shapes"]))
+            for e in entries
+            if uncaptioned or e["id"] in captioned
+        ]
+    )
