@@ -95,24 +95,27 @@ def names(schema: type) -> list[str]:
 def parse(schema: type, values: Mapping[str, Any], prefix: str, owner: str) -> Any:
     """`schema(**values)`, checked: an unknown key or a bad value raises
     OptionError naming the key and, for an unknown one, the options `owner`
-    has. Mappings of nested dataclass fields (configs and keyword arguments
-    give mappings) are read into their dataclasses, also the values of a
-    `dict[str, <dataclass>]`."""
+    has."""
     unknown = sorted(set(values) - set(names(schema)))
     if unknown:
         raise OptionError(unknown_message(prefix, unknown[0], owner, schema))
     check(schema, values, prefix)
-    hints = typing.get_type_hints(schema)
-    built = {}
-    for name, value in values.items():
-        hint, key = hints[name], f"{prefix}.{name}"
+    return schema(**values)
+
+
+def read_nested(options: Any, prefix: str) -> Any:
+    """`options` with the mappings of its nested dataclass fields read into
+    their dataclasses, also the values of a `dict[str, <dataclass>]`."""
+    hints = typing.get_type_hints(type(options))
+    for f in dataclasses.fields(options):
+        hint, value, key = hints[f.name], getattr(options, f.name), f"{prefix}.{f.name}"
         item = typing.get_args(hint)[-1] if typing.get_origin(hint) is dict else None
         if _is_dataclass(hint):
-            value = read_dataclass(hint, value, key)
+            setattr(options, f.name, read_dataclass(hint, value, key))
         elif _is_dataclass(item) and isinstance(value, Mapping):
-            value = {k: read_dataclass(item, v, f"{key}.{k}") for k, v in value.items()}
-        built[name] = value
-    return schema(**built)
+            entries = {k: read_dataclass(item, v, f"{key}.{k}") for k, v in value.items()}
+            setattr(options, f.name, entries)
+    return options
 
 
 def read_dataclass(schema: type, value: Any, key: str) -> Any:
@@ -155,7 +158,7 @@ class Configurable:
     def parse_options(cls, values: Mapping[str, Any], prefix: str, **context: Any) -> Any:
         options = parse(cls.Options, values, prefix, cls.__name__)
         cls.check_options(options, prefix, **context)
-        return options
+        return read_nested(options, prefix)  # after: a wrong modality name comes first
 
     @classmethod
     def check_options(cls, options: Any, prefix: str, **context: Any) -> None:
