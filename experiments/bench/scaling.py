@@ -91,6 +91,7 @@ def expected(cost: tuple, m: int, options: dict) -> dict[str, dict[str, float]]:
 
 @functools.cache
 def composed(name: str):
+    """A model's config, composed once (copied before it is changed)."""
     return compose(name)
 
 

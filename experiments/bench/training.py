@@ -17,7 +17,7 @@ import time
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 
-from experiments.bench.common import build, compose, train_step
+from experiments.bench.common import build, compose, table, train_step
 from mwvae.config.catalog import model_names
 
 TARGET = 0.95
@@ -100,18 +100,19 @@ def run(tiny: bool = False, models: list[str] | None = None) -> dict:
     return {"target": TARGET, "overrides": overrides, "models": results, "large_batch": large_batch}
 
 
-def table(models: dict[str, dict], target: float) -> list[str]:
-    lines = [
-        "| model | plain samples/s | Trainer samples/s | ratio | Trainer overhead ms/step |",
-        "|---|---:|---:|---:|---:|",
+def model_table(models: dict[str, dict], target: float) -> list[str]:
+    rows = [
+        [
+            name,
+            f"{r['plain_samples_per_s']:.0f}",
+            f"{r['trainer_samples_per_s']:.0f}",
+            f"{r['ratio']:.3f}" + ("" if r["ratio"] >= target else " (missed)"),
+            f"{r['trainer_overhead_ms_per_step']:+.2f}",
+        ]
+        for name, r in models.items()
     ]
-    for name, r in models.items():
-        mark = "" if r["ratio"] >= target else " (missed)"
-        lines.append(
-            f"| {name} | {r['plain_samples_per_s']:.0f} | {r['trainer_samples_per_s']:.0f} | "
-            f"{r['ratio']:.3f}{mark} | {r['trainer_overhead_ms_per_step']:+.2f} |"
-        )
-    return lines
+    header = "model | plain samples/s | Trainer samples/s | ratio | Trainer overhead ms/step"
+    return table(header, rows)
 
 
 def to_markdown(results: dict) -> str:
@@ -126,7 +127,7 @@ def to_markdown(results: dict) -> str:
         f"{first['steps']} steps) per model, the Trainer and a plain loop in lockstep "
         f"(`experiments/bench/training.py`). Target: ratio >= {target}.",
         "",
-        *table(models, target),
+        *model_table(models, target),
         "",
         f"Lowest ratio {min(r['ratio'] for r in models.values()):.3f}. "
         + (f"Missed: {gaps}." if missed else f"Every model reaches the target ({target})."),
@@ -147,6 +148,6 @@ def to_markdown(results: dict) -> str:
             f"The same at batch {LARGE_BATCH} for the fastest models (the Trainer's cost is "
             "per step):",
             "",
-            *table(results["large_batch"], target),
+            *model_table(results["large_batch"], target),
         ]
     return "\n".join(lines) + "\n"

@@ -15,6 +15,8 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from omegaconf import MISSING
+
 
 class OptionError(ValueError):
     """An option with a value its schema does not accept; the message starts with its key."""
@@ -61,24 +63,31 @@ def field_error(field: dataclasses.Field, value: Any) -> str | None:
     return None
 
 
+def nested_schemas(schema: type) -> dict[str, tuple[type, bool]]:
+    """The fields of `schema` that hold dataclasses: name -> (that dataclass,
+    whether the field is a `dict[str, <dataclass>]` of them)."""
+    found = {}
+    for name, hint in typing.get_type_hints(schema).items():
+        item = typing.get_args(hint)[-1] if typing.get_origin(hint) is dict else None
+        if _is_dataclass(hint) or _is_dataclass(item):
+            found[name] = (hint, False) if _is_dataclass(hint) else (item, True)
+    return found
+
+
 def check(schema: type, values: Mapping[str, Any], prefix: str) -> None:
     """Check `values` against the constraints of `schema`'s fields, recursing
     into nested dataclasses; raise OptionError naming `prefix.<key>`."""
-    hints = typing.get_type_hints(schema)
+    nested = nested_schemas(schema)
     for field in dataclasses.fields(schema):
         if field.name not in values:
             continue
         value = values[field.name]
         key = f"{prefix}.{field.name}" if prefix else field.name
-        hint = hints.get(field.name)
-        if _is_dataclass(hint):
+        if field.name in nested:
+            inner, many = nested[field.name]
             if isinstance(value, Mapping):
-                check(hint, value, key)
-            continue
-        item = typing.get_args(hint)[-1] if typing.get_origin(hint) is dict else None
-        if _is_dataclass(item) and isinstance(value, Mapping):  # e.g. dict[str, ModalitySpec]
-            for name, entry in value.items():
-                check(item, entry, f"{key}.{name}")
+                for name, entry in value.items() if many else [(None, value)]:
+                    check(inner, entry, key if name is None else f"{key}.{name}")
             continue
         if (error := field_error(field, value)) is not None:
             raise OptionError(f"{key}: {error}")
@@ -93,28 +102,30 @@ def names(schema: type) -> list[str]:
 
 
 def parse(schema: type, values: Mapping[str, Any], prefix: str, owner: str) -> Any:
-    """`schema(**values)`, checked: an unknown key or a bad value raises
-    OptionError naming the key and, for an unknown one, the options `owner`
-    has."""
+    """`schema(**values)`, checked: an unknown key, a bad value or a required
+    one (`???`) left unset raises OptionError naming the key and, for an
+    unknown one, the options `owner` has."""
     unknown = sorted(set(values) - set(names(schema)))
     if unknown:
         raise OptionError(unknown_message(prefix, unknown[0], owner, schema))
     check(schema, values, prefix)
-    return schema(**values)
+    options = schema(**values)
+    unset = [f.name for f in dataclasses.fields(options) if getattr(options, f.name) == MISSING]
+    if unset:
+        raise OptionError(f"{prefix}.{unset[0]}: {owner} needs a value")
+    return options
 
 
 def read_nested(options: Any, prefix: str) -> Any:
     """`options` with the mappings of its nested dataclass fields read into
     their dataclasses, also the values of a `dict[str, <dataclass>]`."""
-    hints = typing.get_type_hints(type(options))
-    for f in dataclasses.fields(options):
-        hint, value, key = hints[f.name], getattr(options, f.name), f"{prefix}.{f.name}"
-        item = typing.get_args(hint)[-1] if typing.get_origin(hint) is dict else None
-        if _is_dataclass(hint):
-            setattr(options, f.name, read_dataclass(hint, value, key))
-        elif _is_dataclass(item) and isinstance(value, Mapping):
-            entries = {k: read_dataclass(item, v, f"{key}.{k}") for k, v in value.items()}
-            setattr(options, f.name, entries)
+    for name, (inner, many) in nested_schemas(type(options)).items():
+        value, key = getattr(options, name), f"{prefix}.{name}"
+        if many and isinstance(value, Mapping):
+            value = {k: read_dataclass(inner, v, f"{key}.{k}") for k, v in value.items()}
+        elif not many:
+            value = read_dataclass(inner, value, key)
+        setattr(options, name, value)
     return options
 
 

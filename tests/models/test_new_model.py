@@ -4,16 +4,13 @@ through the CLI, with its own option checked like every other."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.test_train import run_cli
 
 MODEL_FILE = '''
 from dataclasses import dataclass
@@ -53,21 +50,15 @@ def toy(tmp_path) -> Path:
     return tmp_path
 
 
-def run_toy(toy: Path, *overrides: str) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "mwvae.train",
+def run_toy(toy: Path, *overrides: str):
+    return run_cli(
         "model=toy",
         f"hydra.searchpath=[file://{toy}/conf]",
-        f"hydra.run.dir={toy}/run",
-        f"paths.root_dir={ROOT}",
         "debug=fast",
-        "callbacks.progress_bar.refresh_rate=0",
         *overrides,
-    ]
-    env = {**os.environ, "PYTHONPATH": str(toy)}
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+        run_dir=toy / "run",
+        env={"PYTHONPATH": str(toy)},
+    )
 
 
 def test_a_model_in_one_file_and_one_yaml_trains_through_the_cli(toy):

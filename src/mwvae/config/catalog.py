@@ -47,10 +47,9 @@ def model_class(name: str) -> type:
 def models_that_train_on_incomplete_data() -> list[str]:
     """The multimodal models whose objective is defined for examples that miss
     modalities (the weak-supervision experiment sweeps them)."""
+    classes = {name: model_class(name) for name in model_names()}
     return [
-        name
-        for name in model_names()
-        if model_class(name).trains_on_incomplete_data and not model_class(name).unimodal
+        name for name, cls in classes.items() if cls.trains_on_incomplete_data and not cls.unimodal
     ]
 
 

@@ -22,7 +22,6 @@ and, when it needs to, `prepare_data` (downloads, caches) and `make_loader`
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -97,11 +96,6 @@ class InMemoryDataModule(Configurable, pl.LightningDataModule):
 
     @classmethod
     def check_options(cls, options: Any, prefix: str, **context: Any) -> None:
-        required = [
-            f.name for f in dataclasses.fields(options) if getattr(options, f.name) == MISSING
-        ]
-        if required:
-            raise OptionError(f"{prefix}.{required[0]}: {cls.__name__} needs a value")
         unknown = sorted(set(options.modalities) - set(cls.MODALITIES))
         if unknown:
             raise OptionError(
