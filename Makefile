@@ -11,9 +11,10 @@ ARGS ?=
 
 SWEEP := outputs/compare/$(shell date +%Y-%m-%d_%H-%M-%S)
 WEAK := outputs/weak/$(shell date +%Y-%m-%d_%H-%M-%S)
+POLY := outputs/polymnist/$(shell date +%Y-%m-%d_%H-%M-%S)
 
 .PHONY: help install data train test test-slow lint format bench compare sweep coco-demo \
-	exp-mvae-poe exp-m-vae exp-mw-vae exp-fmw-vae exp-weak exp-coco clean
+	exp-mvae-poe exp-m-vae exp-mw-vae exp-fmw-vae exp-weak exp-polymnist exp-coco clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -74,6 +75,11 @@ exp-fmw-vae: install ## The paper's FMW-VAE on MNIST (Figs. 15-16)
 exp-weak: install ## Weak supervision: the models that train on incomplete data x paired fractions 1-0.001 on MNIST (hours on a CPU); table and plot in $(WEAK)
 	$(PY) -m mwvae.train -m experiment=weak_mnist hydra.sweep.dir=$(WEAK) $(ARGS)
 	$(PY) experiments/weak_supervision.py $(WEAK) | tee $(WEAK)/results.md
+
+exp-polymnist: install ## PolyMNIST (5 modalities): every multimodal model x 3 seeds at this machine's budget (~1 h on 2 cores); records, table and figure in $(POLY)
+	$(PY) -m mwvae.train -m experiment=polymnist hydra/launcher=joblib hydra.sweep.dir=$(POLY) $(ARGS)
+	$(PY) experiments/record.py $(POLY) --out $(POLY)/records
+	$(PY) experiments/polymnist.py $(POLY)/records --figure $(POLY)/coherence_by_k.png | tee $(POLY)/results.md
 
 coco-demo: install ## Generate the offline COCO-format demo, train MW-VAE on it, evaluate (retrieval, figures)
 	$(PY) -m mwvae.train experiment=coco_demo $(ARGS)

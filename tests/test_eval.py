@@ -42,10 +42,12 @@ def test_every_model_gets_the_metrics_it_admits(tmp_path, model):
             "test/loglik_se/image",
             "test/loglik_ess/image",
             "test/probe/image",
+            "test/fd_classifier/image",
         }
     elif model == "m_vae_joint":  # infers only from both: no cross-modal metric, no probe
         assert "test/loglik/joint" in metrics and "test/coherence/joint" in metrics
         assert not any(k.startswith(("test/coherence/image", "test/probe")) for k in metrics)
+        assert "test/coherence/observed_1" not in metrics and "test/fd_classifier/image" in metrics
     else:
         for key in (
             "coherence/image_to_label",
@@ -60,6 +62,9 @@ def test_every_model_gets_the_metrics_it_admits(tmp_path, model):
             "probe/image",
             "w2",
             "recon_mse/label_only/image",
+            "coherence/observed_1",
+            "fd_classifier/image",
+            "fd_classifier/label_to_image",
         ):
             assert f"test/{key}" in metrics, key
         assert metrics["test/loglik/joint"] <= metrics["test/loglik/image"]  # common draws
@@ -89,12 +94,18 @@ def test_same_checkpoint_same_seed_same_numbers(tmp_path):
         "image2_to_image", "image2_to_label", "image+label_to_image2",
         "image+image2_to_label", "label+image2_to_image",
     }  # fmt: skip
-    assert {k.split("/", 2)[2] for k in first if k.startswith("test/coherence/")} == pairs | {
-        "joint"
-    }
+    by_observed = {"observed_1", "observed_2", "leave_one_out"}
+    assert {k.split("/", 2)[2] for k in first if k.startswith("test/coherence/")} == (
+        pairs | by_observed | {"joint"}
+    )
     assert {k.split("/", 2)[2] for k in first if k.startswith("test/coherence_class_mean/")} == {
         p for p in pairs if p.endswith("image") or p.endswith("image2")
-    }
+    } | by_observed
+    singles = [first[f"test/coherence/{p}"] for p in pairs if "+" not in p]
+    assert first["test/coherence/observed_1"] == pytest.approx(sum(singles) / len(singles))
+    assert (
+        "test/fd_classifier/image" in first and "test/fd_classifier/label+image2_to_image" in first
+    )
     assert "test/loglik/label+image2" in first and "test/loglik/image_given_label+image2" in first
     assert "test/style/mse_own_style/image2" in first
     for name in ("reconstructions_all", "latent_projection", "style_transfer"):

@@ -37,3 +37,21 @@ def test_gaussian_nll_is_unit_variance_normal():
     mean, target = torch.randn(4, 7, dtype=torch.float64), torch.randn(4, 7, dtype=torch.float64)
     expected = -Independent(Normal(mean, torch.ones_like(mean)), 1).log_prob(target)
     torch.testing.assert_close(Gaussian().nll(mean, target), expected)
+
+
+def test_laplace_nll_is_the_fixed_scale_laplace_density_and_its_mean_a_pixel():
+    from torch.distributions import Laplace as TorchLaplace
+
+    from mwvae.likelihoods import Laplace
+
+    location = torch.randn(4, 3, 5, 5, dtype=torch.float64)
+    target = torch.rand(4, 3, 5, 5, dtype=torch.float64)
+    expected = -TorchLaplace(location, 0.75).log_prob(target).flatten(1).sum(1)
+    assert Laplace.SCALE == 0.75 and make_likelihood("laplace").scale == 0.75
+    torch.testing.assert_close(Laplace().nll(location, target), expected)
+    scaled = -TorchLaplace(location, 0.1).log_prob(target).flatten(1).sum(1)
+    torch.testing.assert_close(Laplace(scale=0.1).nll(location, target), scaled)
+    mean = Laplace().mean(location)
+    assert mean.min() >= 0 and mean.max() <= 1
+    inside = (location >= 0) & (location <= 1)
+    torch.testing.assert_close(mean[inside], location[inside])

@@ -47,8 +47,20 @@ COSTS = {
         "1 + subsample * (M + (M > 2) * num_random_subsets)",
         "joint ELBO; with subsample, M unimodal ELBOs and random subsets of size s",
     ),
-    "MoPoE": ("M", "M * (2**M - 1)", "2**M - 1", "every subset's PoE decoded by all M decoders"),
+    "MoPoE": (
+        "M",
+        "M * ((2**M - 1) if subsets == 'all' or (subsets == 'auto' and M <= 3) else 1)",
+        "(2**M - 1) if subsets == 'all' or (subsets == 'auto' and M <= 3) else 1",
+        "every subset's PoE decoded by all M decoders (sampled: one subset per example)",
+    ),
     "MMVAE": ("M", "M**2", "M", "each expert's sample decoded by all M decoders"),
+    "MMVAEPlus": (
+        "M",
+        "M**2",
+        "2 * M",
+        "as MMVAE, K samples a batch; each stratum also draws the others' auxiliary codes",
+    ),
+    "MVTCAE": ("M", "M", "1", "the PoE's sample decoded by all M"),
     "JMVAE": ("M + 1", "M", "1", "the joint encoder's sample decoded by all M"),
     "JointMVAE": ("1", "M", "1", "one encoder over all modalities"),
 }

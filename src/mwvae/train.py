@@ -11,6 +11,7 @@ import json
 import logging
 import pickle
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Timer
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -126,19 +128,34 @@ def fit_and_evaluate(
     metrics = as_floats(trainer.validate(model, datamodule, ckpt_path=evaluated, weights_only=True))
     metrics |= as_floats(trainer.test(model, datamodule, ckpt_path=evaluated, weights_only=True))
 
+    metrics |= fit_times(trainer)
+
     if trainer.is_global_zero:
         if cfg.evaluate:
             settings = {
                 **OmegaConf.to_container(cfg.evaluation, resolve=True),
                 "figures": cfg.figures,
             }
+            started = time.perf_counter()
             metrics |= evaluate(model, datamodule, settings, output_dir)
+            metrics["time/evaluation_seconds"] = time.perf_counter() - started
         write_json(output_dir / "metrics.json", metrics)
         if cfg.figures:
             draw_figures(trainer, output_dir)
         log_final_metrics(trainer, metrics)
         log.info("Run folder: %s", output_dir.resolve())
     return metrics
+
+
+def fit_times(trainer: pl.Trainer) -> dict[str, float]:
+    """`time/fit_seconds`, fit's wall time (validation and checkpoints
+    included, summed over resumes), and `time/seconds_per_epoch`, from
+    Lightning's `Timer` callback when the run has one."""
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is None or trainer.current_epoch == 0:
+        return {}
+    seconds = timer.time_elapsed("train")
+    return {"time/fit_seconds": seconds, "time/seconds_per_epoch": seconds / trainer.current_epoch}
 
 
 def flat_config(cfg: DictConfig) -> dict[str, Any]:

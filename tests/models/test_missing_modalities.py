@@ -6,7 +6,18 @@ import pytest
 import torch
 
 from mwvae.gaussians import DiagGaussian, w2_squared
-from mwvae.models import FMWVAE, JMVAE, MMVAE, MWVAE, VAE, JointMVAE, MoPoE, MVAEPoE
+from mwvae.models import (
+    FMWVAE,
+    JMVAE,
+    MMVAE,
+    MVTCAE,
+    MWVAE,
+    VAE,
+    JointMVAE,
+    MMVAEPlus,
+    MoPoE,
+    MVAEPoE,
+)
 from mwvae.models.base import IncompleteDataError
 from mwvae.models.fmw_vae import cross_covariance_penalty, mmd_penalty
 
@@ -31,6 +42,10 @@ VARIANTS = {
     ),
     "mmvae": (MMVAE, {}),
     "mopoe": (MoPoE, {}),
+    "mopoe_sampled": (MoPoE, {"subsets": "sampled"}),
+    "mvtcae": (MVTCAE, {"alpha": 0.5}),
+    "mmvae_plus": (MMVAEPlus, {"private_dim": 2}),
+    "mmvae_plus_dreg": (MMVAEPlus, {"private_dim": 2, "k": 3, "estimator": "dreg"}),
 }
 MODALITY_SETS = {"mnist": MODALITIES, "mnist3": MODALITIES3}
 

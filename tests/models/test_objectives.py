@@ -139,6 +139,31 @@ def test_mopoe_averages_the_elbos_of_every_subset():
     torch.testing.assert_close(loss, sum(terms) / len(subsets))
 
 
+def test_mopoe_sampled_decodes_each_example_from_one_subset():
+    model = make_model(MoPoE, modalities=MODALITIES3, subsets="sampled")
+    batch = make_batch(n=40, modalities=MODALITIES3)
+    loss = model_loss(model, batch)
+    torch.manual_seed(SEED)
+    q = unimodal(model, batch)
+    names = list(MODALITIES3)
+    subsets = [s for size in (1, 2, 3) for s in combinations(names, size)]
+    products = [product([q[m] for m in subset]) for subset in subsets]
+    chosen = torch.stack([torch.rand(40) for _ in subsets]).argmax(0)
+    loc = torch.stack([p.base_dist.loc for p in products])[chosen, torch.arange(40)]
+    scale = torch.stack([p.base_dist.scale for p in products])[chosen, torch.arange(40)]
+    z = loc + scale * torch.randn_like(loc)
+    recon = sum(nll(model, m, z, batch) for m in names)
+    kl = sum(kl_prior(p) for p in products) / len(subsets)
+    torch.testing.assert_close(loss, recon + kl)
+    assert len(set(chosen.tolist())) > 3  # the draw spreads over the subsets
+
+
+def test_mopoe_auto_decodes_every_subset_up_to_three_modalities():
+    assert make_model(MoPoE, modalities=MODALITIES3).decodes_every_subset(7)
+    assert not make_model(MoPoE, modalities=MODALITIES3).decodes_every_subset(31)
+    assert not make_model(MoPoE, subsets="sampled").decodes_every_subset(3)
+
+
 def test_mmvae_stratified_elbo_over_the_mixture():
     model, batch = make_model(MMVAE), make_batch()
     loss = model_loss(model, batch)

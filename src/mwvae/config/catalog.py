@@ -53,8 +53,14 @@ def models_that_train_on_incomplete_data() -> list[str]:
     ]
 
 
+def multimodal_models() -> list[str]:
+    """The models that read every modality of the data (all but VAE)."""
+    return [name for name in model_names() if not model_class(name).unimodal]
+
+
 SELECTIONS = {
     "all": model_names,
+    "multimodal": multimodal_models,
     "incomplete_data": models_that_train_on_incomplete_data,
 }
 

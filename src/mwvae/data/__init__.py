@@ -5,6 +5,7 @@ from mwvae.data.coco import COCODataModule
 from mwvae.data.coco_demo_module import COCODemoDataModule
 from mwvae.data.mnist import MNIST3DataModule, MNISTDataModule
 from mwvae.data.module import InMemoryDataModule
+from mwvae.data.polymnist import PolyMNISTDataModule
 
 __all__ = [
     "COCODataModule",
@@ -12,4 +13,5 @@ __all__ = [
     "InMemoryDataModule",
     "MNIST3DataModule",
     "MNISTDataModule",
+    "PolyMNISTDataModule",
 ]

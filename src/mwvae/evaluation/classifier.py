@@ -70,6 +70,14 @@ class Classifier(nn.Module):
     def predict(self, inputs: Tensor, batch_size: int = 1000) -> Tensor:
         return torch.cat([self(chunk).argmax(-1) for chunk in inputs.split(batch_size)])
 
+    @torch.no_grad()
+    def embed(self, inputs: Tensor, batch_size: int = 1000) -> Tensor:
+        """The penultimate layer (`features`, then the head's Linear + ReLU:
+        128 values per input), where `mwvae.evaluation.frechet` compares real
+        and generated data. No parameter of its own: cached classifiers serve."""
+        hidden = self.head[:-1]
+        return torch.cat([hidden(self.features(chunk)) for chunk in inputs.split(batch_size)])
+
 
 def accuracy(classifier: Classifier, inputs: Tensor, classes: Tensor) -> float:
     return (classifier.predict(inputs) == classes).float().mean().item()

@@ -13,6 +13,12 @@ share whose readings all agree. A model with private codes (FMW-VAE) fills an
 unobserved target's private code in each of its `imputation_styles`: the
 first (`prior`, which does not look at the class) is the headline key, the
 others get their own (`coherence_class_mean/...`).
+
+`coherence/observed_<k>`: for k = 1 .. M - 1, the mean of `coherence/<S>_to_<t>`
+over every scored pair of a subset S of k modalities and a target t outside
+it (MoPoE's coherence against the number of observed modalities);
+`coherence/leave_one_out` the mean over targets t of (all others) -> t, the
+same pairs as `observed_<M-1>`, under the name the papers' tables use.
 """
 
 from __future__ import annotations
@@ -80,11 +86,48 @@ def cross_coherences(
             decoded = model.reconstruct(observed, style=style)
             for t in targets:
                 if style in needed[t]:
-                    key = styled_key(
-                        f"coherence/{subset_name(subset, names)}_to_{t}", style, headline
-                    )
+                    key = styled_key(pair_key(subset, t, names), style, headline)
                     hits[key] = read[t](decoded[t]) == truths[t]
     return hits
+
+
+def pair_key(subset, target: str, names) -> str:
+    """`coherence/<S>_to_<t>` (the headline style's key)."""
+    return f"coherence/{subset_name(subset, names)}_to_{target}"
+
+
+def coherence_by_observed(
+    model: MultimodalVAE, names, read: dict[str, Reader], pairs: dict[str, float]
+) -> dict[str, float]:
+    """`coherence/observed_<k>` and `coherence/leave_one_out` (module
+    docstring) from the per-pair coherences `pairs` (`cross_coherences`'
+    keys, averaged), in each style that has keys of its own. A target
+    without a private code decodes alike in every style: its headline value
+    stands in for the style's."""
+    names = list(names)
+    headline = headline_style(model)
+    metrics = {}
+    for style in dict.fromkeys([headline, *model.imputation_styles]):
+        by_size: dict[int, list[float]] = {}
+        own = False  # whether this style has a key of its own
+        for subset in inferable_subsets(model, names):
+            for t in read:
+                if t in subset:
+                    continue
+                base = pair_key(subset, t, names)
+                key = styled_key(base, style, headline)
+                own = own or (key in pairs and style != headline)
+                value = pairs.get(key, pairs.get(base))
+                if value is not None:
+                    by_size.setdefault(len(subset), []).append(value)
+        if style != headline and not own:
+            continue
+        for size, values in sorted(by_size.items()):
+            key = styled_key(f"coherence/observed_{size}", style, headline)
+            metrics[key] = sum(values) / len(values)
+            if size == len(names) - 1:
+                metrics[styled_key("coherence/leave_one_out", style, headline)] = metrics[key]
+    return metrics
 
 
 @torch.no_grad()

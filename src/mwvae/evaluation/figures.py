@@ -1,5 +1,7 @@
-"""Figures of a run: training curves (the paper's Figs. 8, 10, 12) and
-reconstruction grids of the observation settings (Figs. 9, 11, 13)."""
+"""Figures of a run: training curves (the paper's Figs. 8, 10, 12),
+reconstruction grids of the observation settings (Figs. 9, 11, 13) and, for
+data of several image modalities (PolyMNIST), MoPoE's grids of prior
+samples and of conditional generation."""
 
 from __future__ import annotations
 
@@ -240,4 +242,130 @@ def plot_caption_reconstructions(
         axes[i, -1].text(0, 0.5, texts[i], fontsize=8, va="center", wrap=True)
     fig.suptitle(f"{type(model).__name__}: images decoded from each observation setting")
     fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def _blank(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _reading(ax, read, m: str, image: torch.Tensor, truth: int | None) -> None:
+    """Title a generated image with the class its classifier reads: green
+    when it is the example's class, red when not, black without a truth."""
+    if read is None or m not in read:
+        return
+    found = int(read[m](image.unsqueeze(0))[0])
+    colour = "black" if truth is None else ("green" if found == truth else "red")
+    ax.set_title(str(found), fontsize=7, color=colour, pad=2)
+
+
+@torch.no_grad()
+def plot_prior_samples(
+    model: MultimodalVAE,
+    modalities: list[str],
+    out_path: Path,
+    title: str,
+    read: dict | None = None,
+    rows: int = 8,
+    seed: int = 0,
+) -> Path:
+    """MoPoE's unconditional generation: each row one z ~ N(0, I) decoded to
+    every modality (one column each), titled with the class each modality's
+    classifier reads (a coherent row reads one class throughout). The draws
+    come from a generator of their own (`seed`)."""
+    generator = torch.Generator(model.device).manual_seed(seed)
+    z = torch.randn(rows, model.prior_dim, generator=generator, device=model.device)
+    decoded = {m: model.likelihoods[m].mean(out) for m, out in model.decode(z, modalities).items()}
+    width = max(4.5, 1.0 * len(modalities))
+    fig, axes = plt.subplots(
+        rows + 1,
+        len(modalities),
+        figsize=(width, 1.0 * rows + 1.2),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [0.25] + [1] * rows},
+    )
+    for j, m in enumerate(modalities):
+        axes[0, j].axis("off")
+        axes[0, j].text(0.5, 0, m, ha="center", va="bottom", fontsize=9)
+        for i in range(rows):
+            ax = axes[i + 1, j]
+            _blank(ax)
+            _show(ax, decoded[m][i].cpu())
+            _reading(ax, read, m, decoded[m][i], None)
+    readings = "\n(digits: the classes the classifiers read)" if read else ""
+    fig.suptitle(f"{title}\neach row: one z ~ N(0, I), every modality{readings}", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+@torch.no_grad()
+def plot_conditional_generation(
+    model: MultimodalVAE,
+    batch: Batch,
+    modalities: list[str],
+    out_path: Path,
+    title: str,
+    read: dict | None = None,
+    classes: torch.Tensor | None = None,
+    examples: int = 4,
+) -> Path:
+    """MoPoE's conditional generation for the first `examples` test tuples,
+    one panel each (a column per modality): the tuple itself, then each
+    modality decoded (posterior mean) from each single modality (row "from
+    <m>"; its framed diagonal is the reconstruction), then each modality from
+    all the others (row "from the others": the leave-one-out generation).
+    Rows the model cannot infer from stay blank. Generated images are titled
+    with the class their classifier reads, green when it is the example's."""
+    examples = min(examples, len(batch[modalities[0]]))
+    batch = {m: batch[m][:examples] for m in modalities}
+    rows: dict[str, dict[str, torch.Tensor]] = {"input": batch}
+    for source in modalities:
+        can = model.can_infer_from([source])
+        rows[f"from {source}"] = model.reconstruct({source: batch[source]}) if can else {}
+    rows["from the others"] = {}
+    for target in modalities:
+        others = [m for m in modalities if m != target]
+        if others and model.can_infer_from(others):
+            observed = {m: batch[m] for m in others}
+            rows["from the others"][target] = model.reconstruct(observed)[target]
+    fig = plt.figure(figsize=(0.95 * len(modalities) * examples + 1.0, 1.0 * len(rows) + 1.0))
+    panels = fig.subfigures(1, examples, wspace=0.04, squeeze=False)[0]
+    for e, panel in enumerate(panels):
+        truth = None if classes is None else int(classes[e])
+        axes = panel.subplots(len(rows), len(modalities), squeeze=False)
+        for r, (row, decoded) in enumerate(rows.items()):
+            for j, m in enumerate(modalities):
+                ax = axes[r, j]
+                _blank(ax)
+                if m in decoded:
+                    _show(ax, decoded[m][e].cpu())
+                    if r == 0:
+                        ax.set_title(m, fontsize=8, pad=2)
+                    else:
+                        _reading(ax, read, m, decoded[m][e], truth)
+                    if row == f"from {m}":  # the reconstruction of the observed modality
+                        for spine in ax.spines.values():
+                            spine.set(visible=True, color="tab:blue", linewidth=2)
+                if j == 0 and e == 0:
+                    ax.set_ylabel(row, fontsize=8)
+        label = f"example {e + 1}" + ("" if truth is None else f", class {truth}")
+        panel.suptitle(label, fontsize=9, y=0.9)
+        panel.subplots_adjust(
+            left=0.12 if e == 0 else 0.02,
+            right=0.98,
+            top=0.83,
+            bottom=0.02,
+            wspace=0.08,
+            hspace=0.35,
+        )
+    fig.suptitle(
+        f"{title}: row 'from <m>' decodes every modality from m alone (framed: m itself), "
+        "'from the others' each modality from all the others\n(posterior means; digits: the "
+        "classes the classifiers read, green when the example's)",
+        fontsize=9,
+        y=0.99,
+    )
     return _save(fig, out_path)

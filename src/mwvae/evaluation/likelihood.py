@@ -82,16 +82,25 @@ def inferable_subsets(model: MultimodalVAE, names: Sequence[str]) -> list[tuple[
     return [s for s in nonempty_subsets(list(names)) if model.can_infer_from(s)]
 
 
-def draws_needed(num_modalities: int) -> int:
+def prior_draws(k: int, prior_weight: float) -> int:
+    """How many of K draws the prior gets: its share, at least one."""
+    return max(1, round(prior_weight * k)) if prior_weight > 0 else 0
+
+
+def draws_needed(num_modalities: int, prior_weight: float = PRIOR_WEIGHT) -> int:
     """The smallest K for any model of that many modalities: one draw per
     mixture component (at most every subset's posterior, each also widened)
-    and the prior."""
-    return len(SCALES) * (2**num_modalities - 1) + 1
+    beside the prior's share (7 for 2 modalities, 16 for 3, 69 for 5)."""
+    components = len(SCALES) * (2**num_modalities - 1)
+    k = components + 1
+    while k - prior_draws(k, prior_weight) < components:
+        k += 1
+    return k
 
 
 def stratified_counts(k: int, num_components: int, prior_weight: float) -> list[int]:
     """Draws per component (the prior last): the prior's share, the rest equal."""
-    prior = max(1, round(prior_weight * k)) if prior_weight > 0 else 0
+    prior = prior_draws(k, prior_weight)
     base, extra = divmod(k - prior, num_components)
     counts = [base + (i < extra) for i in range(num_components)] + [prior]
     if min(counts[:num_components]) < 1:

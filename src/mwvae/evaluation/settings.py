@@ -40,6 +40,8 @@ class EvaluationSettings:
     batch_size: int = bounded(1000, minimum=1)  # examples per batch of the other metrics
     likelihood: LikelihoodSettings = field(default_factory=LikelihoodSettings)
     joint_samples: int = bounded(10_000, minimum=1)  # prior samples for joint coherence
+    # Test examples and prior samples per Frechet distance in classifier features (0: none).
+    fd_samples: int = bounded(5000, minimum=0)
     figures: bool = True
 
 

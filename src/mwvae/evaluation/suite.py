@@ -20,6 +20,8 @@ from mwvae.data.captioned import CaptionedSplit
 from mwvae.data.loader import InMemoryLoader
 from mwvae.evaluation.classifier import load_classifiers
 from mwvae.evaluation.coherence import (
+    Reader,
+    coherence_by_observed,
     cross_coherences,
     headline_style,
     joint_coherence,
@@ -30,16 +32,19 @@ from mwvae.evaluation.coherence import (
 from mwvae.evaluation.figures import (
     observation_settings,
     plot_caption_reconstructions,
+    plot_conditional_generation,
     plot_latent_projection,
+    plot_prior_samples,
     plot_reconstructions,
     plot_style_transfer,
 )
+from mwvae.evaluation.frechet import frechet_metrics
 from mwvae.evaluation.likelihood import likelihood_metrics
 from mwvae.evaluation.probe import linear_probe_accuracy
 from mwvae.evaluation.retrieval import chance_recalls, pairwise_w2_squared, retrieval_recalls
 from mwvae.evaluation.settings import EvaluationSettings, resolve_settings
 from mwvae.gaussians import DiagGaussian
-from mwvae.likelihoods import Bernoulli, Categorical
+from mwvae.likelihoods import Categorical
 from mwvae.models.base import MultimodalVAE
 from mwvae.presence import Presence
 
@@ -68,9 +73,13 @@ class Means:
         return {k: self.sums[k] / self.count[k] for k in self.sums}
 
 
+@torch.no_grad()
 def image_like(model: MultimodalVAE) -> list[str]:
-    """The modalities decoded as pixels."""
-    return [m for m, lik in model.likelihoods.items() if isinstance(lik, Bernoulli)]
+    """The modalities decoded as pixels: whose decoded value (the likelihood's
+    mean) is a C x H x W image, whatever the likelihood (Bernoulli, Laplace, ...)."""
+    origin = torch.zeros(1, model.prior_dim, device=model.device, dtype=model.dtype)
+    decoded = model.decode(origin)
+    return [m for m, out in decoded.items() if model.likelihoods[m].mean(out).dim() == 4]
 
 
 def categorical(model: MultimodalVAE) -> list[str]:
@@ -105,7 +114,8 @@ def reconstruction_errors(model: MultimodalVAE, split: Split, size: int) -> dict
 def coherences(
     model: MultimodalVAE, split: Split, classes, classifiers, size: int, joint_samples: int
 ) -> dict[str, float]:
-    """Every S -> t coherence and the joint one (see `mwvae.evaluation.coherence`)."""
+    """Every S -> t coherence, their means by the number of observed
+    modalities, and the joint one (see `mwvae.evaluation.coherence`)."""
     read = readers(model, {m: c.predict for m, c in classifiers.items()})
     own_truth = categorical(model)  # a class modality is its own truth
     means = Means()
@@ -116,6 +126,8 @@ def coherences(
         for key, hits in cross_coherences(model, batch, truths, read).items():
             means.add(key, hits.float())
     metrics = means.compute()
+    names = [m for m in model.modality_names if m in split]
+    metrics |= coherence_by_observed(model, names, read, metrics)
     if len(read) > 1:
         metrics["coherence/joint"] = joint_coherence(model, read, n=joint_samples)
     return metrics
@@ -273,9 +285,14 @@ def evaluate(
     paired = tuple(datamodule.MODALITIES) if captioned is not None else None
     if paired is not None and set(paired) <= set(model.modality_names):
         metrics |= retrieval(model, captioned, paired, size)
+    # Last, and from streams of its own: the numbers above do not depend on it.
+    metrics |= frechet_metrics(model, data, classifiers, settings.fd_samples, size, settings.seed)
     if settings.figures:
         figures = Path(output_dir) / "figures"
-        draw_evaluation_figures(model, data, classes, means, figures, captioned, paired)
+        read = readers(model, {m: c.predict for m, c in classifiers.items()})
+        draw_evaluation_figures(
+            model, data, classes, means, figures, captioned, paired, read, settings.seed
+        )
     return {f"test/{k}": v for k, v in metrics.items()}
 
 
@@ -288,10 +305,15 @@ def draw_evaluation_figures(
     figures_dir: Path,
     captioned: CaptionedSplit | None = None,
     paired: tuple[str, str] | None = None,
+    read: dict[str, Reader] | None = None,
+    seed: int = 0,
 ) -> list[Path]:
     """The observation settings' reconstruction grids of the first image-like
-    modality (with the first categorical one's decoded classes), the latent
-    projection, style transfer, and COCO's caption figure."""
+    modality (with the first categorical one's decoded classes), style
+    transfer, or, with several image-like modalities and no categorical one
+    (PolyMNIST), MoPoE's grids of prior samples and of conditional
+    generation (annotated with the classes `read` reads); the latent
+    projection, and COCO's caption figure."""
     paths = []
     name = type(model).__name__
     if paired is not None and set(paired) <= set(model.modality_names):
@@ -307,7 +329,8 @@ def draw_evaluation_figures(
             )
         )
     batch = {m: t[:32].to(model.device) for m, t in test.items()}
-    images, labels = image_like(model)[:1], categorical(model)[:1]
+    pixels = image_like(model)
+    images, labels = pixels[:1], categorical(model)[:1]
     if images and labels:
         for setting, observed in observation_settings(model.modality_names).items():
             if model.can_infer_from(observed):
@@ -319,6 +342,12 @@ def draw_evaluation_figures(
         if images[0] in model.private_modalities:
             path = figures_dir / "style_transfer.png"
             paths.append(plot_style_transfer(model, batch, path, images[0], labels[0]))
+    elif len(pixels) > 1 and not labels:
+        truth = None if classes is None else classes[:32].to(model.device)
+        path, title = figures_dir / "prior_samples.png", f"{name}: prior samples"
+        paths.append(plot_prior_samples(model, pixels, path, title, read, seed=seed))
+        path, title = figures_dir / "conditional_generation.png", f"{name}: conditional generation"
+        paths.append(plot_conditional_generation(model, batch, pixels, path, title, read, truth))
     if means and classes is not None:
         m = next(iter(means))
         title = f"{name}: {m} posterior means, first two principal components"

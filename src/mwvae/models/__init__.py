@@ -5,8 +5,10 @@ from mwvae.models.fmw_vae import FMWVAE
 from mwvae.models.jmvae import JMVAE
 from mwvae.models.m_vae_joint import JointMVAE
 from mwvae.models.mmvae import MMVAE
+from mwvae.models.mmvae_plus import MMVAEPlus
 from mwvae.models.mopoe import MoPoE
 from mwvae.models.mvae_poe import MVAEPoE
+from mwvae.models.mvtcae import MVTCAE
 from mwvae.models.mw_vae import MWVAE
 from mwvae.models.vae import VAE
 
@@ -14,6 +16,8 @@ __all__ = [
     "FMWVAE",
     "JMVAE",
     "MMVAE",
+    "MVTCAE",
+    "MMVAEPlus",
     "MVAEPoE",
     "MWVAE",
     "VAE",

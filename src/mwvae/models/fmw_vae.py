@@ -16,7 +16,9 @@ training set (`style: class_mean`; the class is the observed
 `style_modality`, or the one decoded from the shared code when it is not
 observed). `style: auto`, the default, is class_mean when the data has the
 `style_modality` and prior otherwise (COCO has no class). Class means are accumulated over each training epoch and saved
-with the model.
+with the model. The shared/private machinery (codes, the whole latent,
+`decode`, `reconstruct`, `transfer_style`) is `mwvae.models.private_codes`,
+which MMVAE+ shares.
 
 `decorrelation` (Sec. 6.2) penalises dependence between c_m and s_m:
 `cross_cov` the squared Frobenius norm of their batch cross-covariance,
@@ -29,7 +31,7 @@ that observe the class and every modality with a private code.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,20 +41,13 @@ from torch import Tensor
 from mwvae.gaussians import DiagGaussian, barycenter
 from mwvae.models.base import Batch, LossTerms, masks
 from mwvae.models.mw_vae import MWVAE
+from mwvae.models.private_codes import PrivateCodes
 from mwvae.options import OptionError, bounded, choice
 from mwvae.presence import Mask, Presence
 
 IMPUTATION_STYLES = ("prior", "class_mean")  # how an unobserved private code is filled
 STYLES = ("auto", *IMPUTATION_STYLES)  # auto: class_mean when the data has the class
 DECORRELATIONS = ("none", "cross_cov", "mmd")
-
-
-def split(q: DiagGaussian, shared_dim: int) -> tuple[DiagGaussian, DiagGaussian]:
-    """The shared and the private part of a code's posterior."""
-    return (
-        DiagGaussian(q.mu[..., :shared_dim], q.logvar[..., :shared_dim]),
-        DiagGaussian(q.mu[..., shared_dim:], q.logvar[..., shared_dim:]),
-    )
 
 
 def cross_covariance_penalty(c: Tensor, s: Tensor, examples: Mask = None) -> Tensor:
@@ -91,7 +86,7 @@ def mmd_penalty(c: Tensor, s: Tensor, examples: Mask = None) -> Tensor:
     )
 
 
-class FMWVAE(MWVAE):
+class FMWVAE(PrivateCodes, MWVAE):
     @dataclass
     class Options(MWVAE.Options):
         private_dim: int = bounded(10, minimum=0)  # size of each private code
@@ -135,24 +130,12 @@ class FMWVAE(MWVAE):
             self.register_buffer(f"style_sums_{m}", torch.zeros(num_classes, self.private_dim(m)))
         self.register_buffer("style_counts", torch.zeros(num_classes))
 
-    def private_dim(self, modality: str) -> int:
-        return 0 if modality in self.options.shared_only else self.options.private_dim
-
-    def code_dim(self, modality: str) -> int:
-        return self.latent_dim + self.private_dim(modality)
-
-    def split(self, q: DiagGaussian) -> tuple[DiagGaussian, DiagGaussian]:
-        return split(q, self.latent_dim)
-
     def fuse(
         self, posteriors: dict[str, DiagGaussian], presence: Presence | None = None
     ) -> DiagGaussian:
         """The barycenter of the observed shared parts."""
         shared = [self.split(q)[0] for q in posteriors.values()]
         return barycenter(shared, masks(posteriors, presence))
-
-    def aligned_parts(self, posteriors: dict[str, DiagGaussian]) -> dict[str, DiagGaussian]:
-        return {m: self.split(q)[0] for m, q in posteriors.items()}
 
     def elbo_terms(
         self, batch: Batch, posteriors: dict[str, DiagGaussian], presence: Presence
@@ -179,48 +162,6 @@ class FMWVAE(MWVAE):
         if self.training and self.options.style == "class_mean":
             self.accumulate_styles(batch, posteriors, presence)
         return terms
-
-    # ------------------------------------------------------------------ likelihood
-    def proposal_components(self, observed: Batch) -> list[DiagGaussian]:
-        """The base's components, each over the whole latent."""
-        components = []
-        for subset in self.proposal_subsets(list(observed)):
-            sub = {m: observed[m] for m in subset}
-            components.append(self.over_whole_latent(self.posterior(sub), sub))
-        return components
-
-    def over_whole_latent(self, c: DiagGaussian, observed: Batch) -> DiagGaussian:
-        """Over [c, s_m for every modality with a private code]: the shared
-        posterior `c`, each observed modality's private posterior, and the prior
-        for the private codes of the others."""
-        parts = [c]
-        for m in self.private_modalities:
-            if m in observed:
-                parts.append(self.split(self.encoders[m](observed[m]))[1])
-            else:
-                zeros = c.mu.new_zeros(*c.mu.shape[:-1], self.private_dim(m))
-                parts.append(DiagGaussian(zeros, zeros))
-        return DiagGaussian(
-            torch.cat([p.mu for p in parts], -1), torch.cat([p.logvar for p in parts], -1)
-        )
-
-    def decode(self, z: Tensor, modalities: Iterable[str] | None = None) -> dict[str, Tensor]:
-        """z is the whole latent [c, s_m for each of `private_modalities`];
-        decoder m reads [c, s_m] (c alone for a shared-only modality)."""
-        sizes = [self.latent_dim] + [self.private_dim(m) for m in self.private_modalities]
-        c, *privates = z.split(sizes, -1)
-        private = dict(zip(self.private_modalities, privates, strict=True))
-        empty = z[..., :0]
-        names = self.modality_names if modalities is None else modalities
-        return {m: self.decoders[m](torch.cat([c, private.get(m, empty)], -1)) for m in names}
-
-    @property
-    def prior_dim(self) -> int:
-        return self.latent_dim + sum(self.private_dim(m) for m in self.private_modalities)
-
-    @property
-    def private_modalities(self) -> list[str]:
-        return [m for m in self.modality_names if self.private_dim(m) > 0]
 
     # ------------------------------------------------------------------ styles
     @torch.no_grad()
@@ -262,55 +203,22 @@ class FMWVAE(MWVAE):
         # class_mean needs the class means, kept only when training with that style
         return IMPUTATION_STYLES if self.options.style == "class_mean" else IMPUTATION_STYLES[:1]
 
-    def private_codes(
-        self, c: Tensor, observed: Batch, sample: bool, style: str | None
+    def impute_private(
+        self,
+        c: Tensor,
+        observed: Batch,
+        codes: dict[str, Tensor],
+        missing: list[str],
+        sample: bool,
+        style: str | None,
     ) -> dict[str, Tensor]:
-        """The private code of every modality in `private_modalities`: its own
-        where it is observed, else imputed by `style` (None: the configured one)."""
         style = style or self.options.style
-        codes = {
-            m: self.split(self.encoders[m](observed[m]))[1].sample_or_mean(sample)
-            for m in self.private_modalities
-            if m in observed
-        }
-        missing = [m for m in self.private_modalities if m not in codes]
-        if not missing:
-            return codes
         if style == "prior":
-            shape = (*c.shape[:-1], self.options.private_dim)
-            prior = torch.randn if sample else torch.zeros
-            return codes | {m: prior(shape, device=c.device, dtype=c.dtype) for m in missing}
+            return super().impute_private(c, observed, codes, missing, sample, style)
         key = self.options.style_modality
         if key in observed:
             classes = observed[key]
         else:  # the class decoded from the shared code (and the class's own private code, if any)
             own = codes.get(key, c.new_zeros(*c.shape[:-1], self.private_dim(key)))
             classes = self.decoders[key](torch.cat([c, own], -1)).argmax(-1)
-        return codes | {m: self.class_styles(m, classes) for m in missing}
-
-    def whole_latent(self, c: Tensor, codes: dict[str, Tensor]) -> Tensor:
-        """[c, s_m for each of `private_modalities`], what `decode` reads."""
-        return torch.cat([c, *(codes[m] for m in self.private_modalities)], -1)
-
-    @torch.no_grad()
-    def reconstruct(
-        self, observed: Batch, sample: bool = False, style: str | None = None
-    ) -> dict[str, Tensor]:
-        self.check_style(style)
-        c = self.posterior(observed).sample_or_mean(sample)
-        z = self.whole_latent(c, self.private_codes(c, observed, sample, style))
-        return {m: self.likelihoods[m].mean(logits) for m, logits in self.decode(z).items()}
-
-    @torch.no_grad()
-    def transfer_style(self, content: Batch, style: Batch) -> dict[str, Tensor]:
-        """Every modality decoded from the shared posterior mean of `content`
-        and the private codes (posterior means) of the modalities in `style`,
-        the others' as `reconstruct` imputes them: e.g. a label written in the
-        handwriting of an image, `transfer_style({"label": y}, {"image": x})`."""
-        c = self.posterior(content).mu
-        own = {m: x for m, x in style.items() if m in self.private_modalities}
-        codes = self.private_codes(c, content, False, None) | {
-            m: self.split(self.encoders[m](x))[1].mu for m, x in own.items()
-        }
-        z = self.whole_latent(c, codes)
-        return {m: self.likelihoods[m].mean(logits) for m, logits in self.decode(z).items()}
+        return {m: self.class_styles(m, classes) for m in missing}
