@@ -61,8 +61,11 @@ def metrics(folder: Path) -> dict[str, float]:
 
 
 def assert_same_metrics(actual: dict[str, float], expected: dict[str, float]) -> None:
+    """Equal computations; the wall times (`time/...`) only need to exist in both."""
     assert actual.keys() == expected.keys()
     for name, value in expected.items():
+        if name.startswith("time/"):
+            continue
         assert actual[name] == pytest.approx(value, abs=1e-5, rel=0), name
 
 
