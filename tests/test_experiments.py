@@ -42,6 +42,8 @@ def test_experiment_runs_one_batch(tmp_path, tiny_coco, target, experiment):
     data = {
         "coco": [f"data.root={tiny_coco}", f"data.cache_dir={tmp_path}/cache"],
         "coco_demo": ["data.num_train=20", "data.num_val=10", f"paths.data_dir={tmp_path}"],
+        # The tests' K = 20 is below the draws five modalities need (draws_needed).
+        "polymnist": ["evaluation.likelihood.k=100", "data.subset={train:256,val:128,test:128}"],
     }.get(experiment, [])
     cfg = config(tmp_path, f"experiment={experiment}", *data, "debug=fast")
     metrics, objects = train(cfg)

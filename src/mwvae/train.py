@@ -123,12 +123,14 @@ def fit_and_evaluate(
         logger.log_hyperparams(flat_config(cfg))
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    # Now: loading a checkpoint to validate it restores the Timer's saved time as an offset.
+    times = fit_times(trainer)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     evaluated = best or None
     metrics = as_floats(trainer.validate(model, datamodule, ckpt_path=evaluated, weights_only=True))
     metrics |= as_floats(trainer.test(model, datamodule, ckpt_path=evaluated, weights_only=True))
 
-    metrics |= fit_times(trainer)
+    metrics |= times
 
     if trainer.is_global_zero:
         if cfg.evaluate:
