@@ -18,9 +18,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from mwvae.config.catalog import model_names
+from compare import ORDER, cell  # experiments/ is the script's folder
 
-ORDER = model_names()
 OBSERVED = range(1, 5)  # observed modalities k of PolyMNIST's five
 COLUMNS = {
     **{f"coherence/observed_{k}": f"coherence, k={k}" for k in OBSERVED},
@@ -78,16 +77,6 @@ def derived(metrics: dict[str, float]) -> dict[str, float]:
 
 def value(metrics: dict[str, float], key: str) -> float | None:
     return metrics.get(f"test/{key}", metrics.get(key))
-
-
-def cell(values: list[float]) -> str:
-    if not values:
-        return "-"
-    mean = statistics.fmean(values)
-    spec = ".3f" if abs(mean) < 10 else ".1f"
-    if len(values) == 1:
-        return f"{mean:{spec}}"
-    return f"{mean:{spec}} +- {statistics.stdev(values):{spec}}"
 
 
 def budget(records: list[dict]) -> str:

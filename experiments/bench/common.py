@@ -76,13 +76,15 @@ def train_step(model, optimizer, batch) -> None:
     optimizer.step()
 
 
-def synthetic_batch(names, batch_size: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Labels uniform in 0..9, other modalities uniform [0, 1] MNIST images."""
+def synthetic_batch(
+    names, batch_size: int, seed: int = 0, image_shape: tuple[int, ...] = (1, 28, 28)
+) -> dict[str, torch.Tensor]:
+    """Labels uniform in 0..9, other modalities uniform [0, 1] images (MNIST's shape by default)."""
     generator = torch.Generator().manual_seed(seed)
     return {
         name: torch.randint(0, 10, (batch_size,), generator=generator)
         if name == "label"
-        else torch.rand(batch_size, 1, 28, 28, generator=generator)
+        else torch.rand(batch_size, *image_shape, generator=generator)
         for name in names
     }
 

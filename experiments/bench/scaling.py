@@ -5,6 +5,10 @@ on synthetic MNIST-shaped data; and the calls per step along M, counted
 draws) against the formulas in COSTS.
 
 For M > 2, image modalities `image2`, ... copy `image` (as `data=mnist3`).
+Beside the sweeps, every multimodal model takes steps at M = 5 on
+PolyMNIST's shapes and networks (`data=polymnist`: five 3x28x28 images,
+convolutional encoders and decoders; synthetic data), at the base batch and
+latent sizes.
 Configurations are timed in rounds, each visiting all of them in a fresh
 random order for a few steps, so that drift on a shared machine spreads over
 all of them.
@@ -102,18 +106,27 @@ def expected(cost: tuple, m: int, options: dict) -> dict[str, dict[str, float]]:
 
 
 @functools.cache
-def composed(name: str):
-    """A model's config, composed once (copied before it is changed)."""
-    return compose(name)
+def composed(name: str, data: str = "mnist"):
+    """A model's config on `data`, composed once (copied before it is changed)."""
+    return compose(name, f"data={data}")
 
 
-def model_config(name: str, latent_dim: int, num_modalities: int):
-    cfg = copy.deepcopy(composed(name))
+def model_config(name: str, latent_dim: int, num_modalities: int | str):
+    """MNIST's modalities, with copies of `image` up to `num_modalities`, or
+    `num_modalities="polymnist"`: PolyMNIST's five."""
+    data = num_modalities if isinstance(num_modalities, str) else "mnist"
+    cfg = copy.deepcopy(composed(name, data))
     with open_dict(cfg):
         cfg.latent.dim = latent_dim
-        for k in range(2, num_modalities):
+        for k in range(2, num_modalities if data == "mnist" else 0):
             cfg.data.modalities[f"image{k}"] = cfg.data.modalities.image
     return cfg
+
+
+def image_shape(model) -> tuple[int, ...]:
+    """The shape of the model's image modalities (the first one's encoder input)."""
+    first = next(n for n in model.modality_names if n != "label")
+    return tuple(model.hparams.modalities[first]["encoder"]["input_shape"])
 
 
 def count_calls(model, repeats: int) -> dict[str, dict[str, float]]:
@@ -177,6 +190,7 @@ def run(tiny: bool = False, models: list[str] | None = None) -> dict:
             (n, b, d, x) for n in models if n in counted for x in plan.modality_counts
         ],
     }
+    polymnist = [(n, b, d, "polymnist") for n in models if n in counted]
 
     @functools.cache
     def trainee(name: str, latent: int, m: int) -> tuple:
@@ -184,9 +198,9 @@ def run(tiny: bool = False, models: list[str] | None = None) -> dict:
         return model, model.configure_optimizers()
 
     batches, inputs = {}, {}
-    for point in (p for sweep in sweeps.values() for p in sweep):
+    for point in [*(p for sweep in sweeps.values() for p in sweep), *polymnist]:
         model, optimizer = trainee(point[0], *point[2:])
-        key = (tuple(model.modality_names), point[1])
+        key = (tuple(model.modality_names), point[1], 0, image_shape(model))
         batches[key] = batches.get(key) or synthetic_batch(*key)
         inputs[point] = (model, optimizer, batches[key])
 
@@ -222,6 +236,17 @@ def run(tiny: bool = False, models: list[str] | None = None) -> dict:
             "min_ms": {n: [1e3 * min(s) for s in t] for n, t in per.items()},
             "steps": {n: [len(s) for s in t] for n, t in per.items()},
         }
+    five = {
+        "fixed": {"batch_size": b, "latent_dim": d, "num_modalities": 5},
+        **{
+            key: {p[0]: reduce(seconds[p]) for p in polymnist}
+            for key, reduce in (
+                ("median_ms", lambda s: 1e3 * statistics.median(s)),
+                ("min_ms", lambda s: 1e3 * min(s)),
+                ("steps", len),
+            )
+        },
+    }
     return {
         "machine": machine(),
         "torch": torch.__version__,
@@ -229,6 +254,7 @@ def run(tiny: bool = False, models: list[str] | None = None) -> dict:
         "plan": asdict(plan),
         "rounds": rounds,
         "sweeps": results,
+        "polymnist": five,
         "call_counts": counts,
         "expected_calls": expect,
         "cost_formulas": formulas,
@@ -314,6 +340,27 @@ def to_markdown(results: dict, figure: str | None = None) -> str:
             lines += ["Against the work: ms per decoder pass (step time / mean decoder passes);"]
             lines += ["the ratios between the ends of step time and of decoder passes:", ""]
             lines += [*table(header, rows), ""]
+
+    five, mlp = results["polymnist"], sweeps["num_modalities"]
+    if five["median_ms"]:
+        at5 = mlp["values"].index(5) if 5 in mlp["values"] else None
+        rows = [
+            [
+                n,
+                f"{_ms(ms)} ({_ms(five['min_ms'][n])})",
+                "-" if at5 is None else f"{ms / mlp['median_ms'][n][at5]:.1f}x",
+            ]
+            for n, ms in five["median_ms"].items()
+        ]
+        lines += [
+            f"### M = 5 on PolyMNIST ({_fixed(five)}), ms per step",
+            "",
+            "`data=polymnist`'s networks (convolutional encoders and decoders of 3x28x28 "
+            "images) on synthetic data; last column: against M = 5 with MNIST's MLPs above.",
+            "",
+            *table("model | ms per step | vs MNIST-shaped M = 5", rows),
+            "",
+        ]
 
     formulas, expect, ms = (
         results["cost_formulas"],

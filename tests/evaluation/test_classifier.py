@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import mwvae.evaluation.classifier as classifier_module
-from mwvae.data import MNIST3DataModule, MNISTDataModule
+from mwvae.data import MNIST3DataModule, MNISTDataModule, PolyMNISTDataModule
 from mwvae.data.cache import load_tensors, save_tensors
 from mwvae.evaluation.classifier import REQUIRED_ACCURACY, accuracy, load_classifiers
 
@@ -106,3 +106,18 @@ def test_a_cache_whose_recorded_inputs_differ_is_rebuilt(mnist_dir, tmp_path, tr
 def test_images_of_the_same_kind_share_one_classifier(mnist_dir, tmp_path, trainings):
     found = load_classifiers(small(mnist_dir, tmp_path, MNIST3DataModule), ["image", "image2"])
     assert found["image"] is found["image2"] and len(trainings) == 1
+
+
+@pytest.mark.slow
+def test_polymnist_classifiers_read_98_percent_of_every_modality(mnist_dir):
+    """Five classifiers on the full splits (cached in the project's data/polymnist;
+    about six minutes each on one core the first time)."""
+    datamodule = PolyMNISTDataModule(
+        data_dir=str(mnist_dir.parent / "polymnist"), mnist_dir=str(mnist_dir)
+    )
+    found = load_classifiers(datamodule, PolyMNISTDataModule.MODALITIES)
+    assert list(found) == list(PolyMNISTDataModule.MODALITIES)
+    test = datamodule.splits["test"]
+    for m, classifier in found.items():
+        assert classifier.test_accuracy >= 0.98, (m, classifier.test_accuracy)
+        assert accuracy(classifier, test[m][:2000], test["label"][:2000]) >= 0.97, m

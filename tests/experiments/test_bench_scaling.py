@@ -46,6 +46,25 @@ def test_every_requested_configuration_has_a_positive_time(results):
             assert all(n >= plan.min_rounds for n in sweep["steps"][name])
 
 
+def test_every_timed_multimodal_model_steps_on_polymnist(results):
+    """M = 5 with PolyMNIST's convolutional networks, beside the MLP sweeps."""
+    five = results["polymnist"]
+    timed = [n for n in model_names()[: scaling.TINY.models] if n in MULTIMODAL]
+    assert list(five["median_ms"]) == timed
+    assert five["fixed"]["num_modalities"] == 5
+    for name in timed:
+        assert math.isfinite(five["median_ms"][name]) and five["median_ms"][name] > 0
+        assert five["min_ms"][name] <= five["median_ms"][name]
+        assert five["steps"][name] >= scaling.TINY.min_rounds
+
+
+def test_a_polymnist_trainee_has_five_colour_images_and_conv_networks():
+    model = scaling.build(scaling.model_config("mw_vae", 20, "polymnist"))
+    assert model.modality_names == ["m0", "m1", "m2", "m3", "m4"]
+    assert scaling.image_shape(model) == (3, 28, 28)
+    assert any(isinstance(layer, torch.nn.Conv2d) for layer in model.encoders["m0"].modules())
+
+
 @pytest.mark.parametrize("num_modalities", [2, 3])
 @pytest.mark.parametrize("model", MULTIMODAL)
 def test_measured_calls_per_step_match_the_formulas(results, model, num_modalities):
@@ -99,3 +118,4 @@ def test_report_and_plot_cover_every_model(results, tmp_path):
     decoders, samples = scaling.COSTS["MoPoE"][1:3]
     assert f"| mopoe | `M` | 2 | 3 | `{decoders}` | 6 | 21 | `{samples}` | 3 | 7 |" in markdown
     assert "Measured counts match" in markdown
+    assert "### M = 5 on PolyMNIST (batch=16, latent=20, M=5), ms per step" in markdown

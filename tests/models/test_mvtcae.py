@@ -12,34 +12,16 @@ from torch.distributions import Independent, Normal, kl_divergence
 from mwvae.models import MVTCAE
 
 from .test_missing_modalities import with_masks
+from .test_objectives import log_lik, normal, prior_like
 from .tiny import MODALITIES, MODALITIES3, make_batch, make_model
 
 SEED = 11
-WEIGHTS = {"image": 1.0, "label": 2.0, "image2": 1.0}
-
-
-def normal(q) -> Independent:
-    return Independent(Normal(q.mu, (0.5 * q.logvar).exp()), 1)
 
 
 def product_without_prior(dists: list[Independent]) -> Independent:
     precision = sum(1 / d.base_dist.scale**2 for d in dists)
     mean = sum(d.base_dist.loc / d.base_dist.scale**2 for d in dists) / precision
     return Independent(Normal(mean, precision.rsqrt()), 1)
-
-
-def log_lik(model, name, z, batch) -> torch.Tensor:
-    """Weighted log p(x_m | z) per example."""
-    logits = model.decoders[name](z)
-    if name == "label":
-        log_p = torch.distributions.Categorical(logits=logits).log_prob(batch[name])
-    else:
-        log_p = torch.distributions.Bernoulli(logits=logits).log_prob(batch[name]).flatten(1).sum(1)
-    return WEIGHTS[name] * log_p
-
-
-def prior_like(loc) -> Independent:
-    return Independent(Normal(torch.zeros_like(loc), torch.ones_like(loc)), 1)
 
 
 @pytest.mark.parametrize("modalities", [MODALITIES, MODALITIES3], ids=["M2", "M3"])

@@ -36,14 +36,19 @@ def sample(dist: Independent) -> torch.Tensor:
     return base.loc + base.scale * torch.randn_like(base.loc)
 
 
-def nll(model, name, z, batch) -> torch.Tensor:
-    """-log p(x_m | z) with torch.distributions, weighted, batch mean."""
+def log_lik(model, name, z, batch) -> torch.Tensor:
+    """Weighted log p(x_m | z) per example, with torch.distributions."""
     logits = model.decoders[name](z)
     if name == "label":
         log_p = torch.distributions.Categorical(logits=logits).log_prob(batch[name])
     else:
         log_p = torch.distributions.Bernoulli(logits=logits).log_prob(batch[name]).flatten(1).sum(1)
-    return -WEIGHTS[name] * log_p.mean()
+    return WEIGHTS[name] * log_p
+
+
+def nll(model, name, z, batch) -> torch.Tensor:
+    """-log p(x_m | z), weighted, batch mean."""
+    return -log_lik(model, name, z, batch).mean()
 
 
 def kl_prior(dist: Independent) -> torch.Tensor:

@@ -44,19 +44,31 @@ def epochs_for(num_examples: int) -> int:
     return min(MAX_EPOCHS, max(EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch)))
 
 
+def conv_block(in_channels: int, out_channels: int, kernel_size: int, norm: bool) -> list:
+    norm_layer = [nn.BatchNorm2d(out_channels)] if norm else []
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+    return [conv, *norm_layer, nn.ReLU()]
+
+
 class Classifier(nn.Module):
-    """A CNN for images (C x H x W), an MLP for vectors."""
+    """A CNN for images (C x H x W), an MLP for vectors. Colour images get a
+    deeper CNN with batch norm: on PolyMNIST's textured backgrounds the grey
+    images' two-layer CNN reads only 0.967 of m0's test digits after 6 epochs."""
 
     def __init__(self, input_shape: Sequence[int], num_classes: int):
         super().__init__()
         if len(input_shape) == 3:
             channels, height, width = input_shape
-            self.features = nn.Sequential(
-                nn.Conv2d(channels, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Flatten(),
-            )  # fmt: skip
-            features = 32 * (height // 4) * (width // 4)
+            if channels == 1:
+                layers = [*conv_block(1, 16, 5, False), nn.MaxPool2d(2)]
+                layers += [*conv_block(16, 32, 5, False), nn.MaxPool2d(2)]
+                width_out = 32
+            else:
+                layers = [*conv_block(channels, 32, 3, True), *conv_block(32, 32, 3, True)]
+                layers += [nn.MaxPool2d(2), *conv_block(32, 64, 3, True), nn.MaxPool2d(2)]
+                width_out = 64
+            self.features = nn.Sequential(*layers, nn.Flatten())
+            features = width_out * (height // 4) * (width // 4)
         else:
             self.features = nn.Flatten()
             features = int(torch.tensor(input_shape).prod())
@@ -106,7 +118,8 @@ def train_classifier(inputs: Tensor, classes: Tensor, seed: int = SEED) -> Class
 def training_key(inputs: Tensor, classes: Tensor) -> str:
     """What a classifier is made of: its network, its training and its data."""
     epochs = epochs_for(len(inputs))
-    recipe = f"{Classifier.__name__}:{tuple(inputs.shape[1:])}:epochs={epochs}:seed={SEED}:"
+    network = repr(Classifier(inputs.shape[1:], int(classes.max()) + 1))  # its layers, in full
+    recipe = f"{network}:epochs={epochs}:seed={SEED}:"
     data = tensors_digest({"inputs": inputs.cpu(), "classes": classes.cpu()})
     return hashlib.sha256((recipe + data).encode()).hexdigest()
 
