@@ -44,15 +44,20 @@ PUBLISHED = {
 PUBLISHED_MMVAE_PLUS = 0.869
 
 
-def read_records(folders: list[Path]) -> dict[str, list[dict]]:
-    """Records by model (the Hydra choice), with the derived means of `derived`."""
+def read_records(folders: list[Path]) -> dict[tuple[str, str], list[dict]]:
+    """Records by model (the Hydra choice) and training budget, so that no
+    cell averages runs of different lengths; with the means of `derived`."""
     runs = defaultdict(list)
     for folder in folders:
         for path in sorted(Path(folder).glob("*.json")):
             record = json.loads(path.read_text())
             record["metrics"] |= derived(record["metrics"])
-            runs[record["choices"]["model"]].append(record)
-    return runs
+            runs[record["choices"]["model"], budget(record)].append(record)
+    return dict(sorted(runs.items(), key=lambda item: (rank(item[0][0]), item[0])))
+
+
+def rank(model: str) -> int:
+    return ORDER.index(model) if model in ORDER else len(ORDER)
 
 
 def derived(metrics: dict[str, float]) -> dict[str, float]:
@@ -79,58 +84,49 @@ def value(metrics: dict[str, float], key: str) -> float | None:
     return metrics.get(f"test/{key}", metrics.get(key))
 
 
-def budget(records: list[dict]) -> str:
-    """Epochs x training batches per epoch (all: the whole split) of the runs."""
-    found = set()
-    for record in records:
-        trainer = record["config"]["trainer"]
-        batches = trainer.get("limit_train_batches")
-        found.add(f"{trainer['max_epochs']} x {batches if batches is not None else 'all'}")
-    return ", ".join(sorted(found))
+def budget(record: dict) -> str:
+    """Epochs x training batches per epoch (all: the whole split) of a run."""
+    trainer = record["config"]["trainer"]
+    batches = trainer.get("limit_train_batches")
+    return f"{trainer['max_epochs']} x {batches if batches is not None else 'all'}"
 
 
-def table(runs: dict[str, list[dict]]) -> str:
+def table(runs: dict[tuple[str, str], list[dict]]) -> str:
     lines = [
         "| model | seeds | epochs x batches | " + " | ".join(COLUMNS.values()) + " |",
         "|---|---|---|" + "---|" * len(COLUMNS),
     ]
-    for model in [m for m in ORDER if m in runs] + sorted(set(runs) - set(ORDER)):
-        records = runs[model]
+    for (model, trained), records in runs.items():
         cells = [
             cell([v for r in records if (v := value(r["metrics"], key)) is not None])
             for key in COLUMNS
         ]
-        lines.append(
-            f"| `{model}` | {len(records)} | {budget(records)} | " + " | ".join(cells) + " |"
-        )
+        lines.append(f"| `{model}` | {len(records)} | {trained} | " + " | ".join(cells) + " |")
     for name, values in PUBLISHED.items():
         cells = [f"{v:.2f}" for v in values] + ["-"] * (len(COLUMNS) - len(values))
         lines.append(f"| {name}, official PolyMNIST | - | hundreds | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plot(runs: dict[str, list[dict]], path: Path) -> Path:
+def plot(runs: dict[tuple[str, str], list[dict]], path: Path) -> Path:
     """Conditional coherence against k: mean over seeds with their range, one
-    line per model; the published curves dashed."""
+    line per model and budget; the published curves dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(10, 4.8))
     ks = list(OBSERVED)
-    models = [m for m in ORDER if m in runs]
-    for index, model in enumerate(models):
-        per_seed = [
-            [value(r["metrics"], f"coherence/observed_{k}") for k in ks] for r in runs[model]
-        ]
+    for index, ((model, trained), records) in enumerate(runs.items()):
+        per_seed = [[value(r["metrics"], f"coherence/observed_{k}") for k in ks] for r in records]
         per_seed = [row for row in per_seed if None not in row]
         if not per_seed:
             continue
         columns = list(zip(*per_seed, strict=True))
         means = [statistics.fmean(c) for c in columns]
         colour = plt.get_cmap("tab20")(index % 20)
-        ax.plot(ks, means, "o-", color=colour, label=f"{model} ({len(per_seed)} seeds)")
+        ax.plot(ks, means, "o-", color=colour, label=f"{model}, {trained} ({len(per_seed)} seeds)")
         ax.fill_between(ks, [min(c) for c in columns], [max(c) for c in columns], color=colour,
                         alpha=0.15)  # fmt: skip
     for name, values in PUBLISHED.items():
@@ -138,14 +134,14 @@ def plot(runs: dict[str, list[dict]], path: Path) -> Path:
         marker = "s" if name.startswith("MoPoE") else "^"
         ax.plot(ks, values, style, marker=marker, alpha=0.6, label=f"{name}, official data")
     ax.axhline(0.1, color="grey", linewidth=0.8)
-    ax.text(ks[-1], 0.11, "chance", ha="right", color="grey", fontsize=9)
+    ax.text(ks[0], 0.07, "chance (0.1)", ha="left", color="grey", fontsize=9)
     ax.set_xticks(ks)
     ax.set_xlabel("observed modalities k (of 5)")
     ax.set_ylabel("conditional coherence (share of test tuples)")
     ax.set_ylim(0, 1)
     ax.set_title("PolyMNIST: coherence of the missing modalities against k")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7.5, ncol=2, loc="lower right")
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1))  # off the curves
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)

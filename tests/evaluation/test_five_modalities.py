@@ -108,11 +108,11 @@ def test_real_data_is_closer_to_real_data_than_an_untrained_generator(datamodule
     # Real images against real images of another draw of the same data: near 0.
     real_again = {m: tuples(120, seed=7)[m] for m in NAMES}
     for m in NAMES:
-        same = features_distance(classifiers[m].embed(test[m]), classifiers[m].embed(test[m]))
-        other = features_distance(
-            classifiers[m].embed(test[m]), classifiers[m].embed(real_again[m])
-        )
-        assert abs(same) < 1e-6
+        features = classifiers[m].embed(test[m])
+        same = features_distance(features, features)
+        other = features_distance(features, classifiers[m].embed(real_again[m]))
+        # Zero up to rounding, which grows with the features' spread.
+        assert abs(same) < 1e-6 * features.double().var(0).sum().item()
         assert other < metrics[f"fd_classifier/{m}"]  # an untrained decoder is far off
 
 

@@ -16,7 +16,7 @@ SEEDS = {  # model -> per seed, coherence for k = 1..4
 }
 
 
-def write_records(folder):
+def write_records(folder, epochs=3):
     folder.mkdir()
     for model, per_seed in SEEDS.items():
         for seed, coherences in enumerate(per_seed):
@@ -27,19 +27,22 @@ def write_records(folder):
             record = {
                 "choices": {"model": model},
                 "metrics": metrics,
-                "config": {"trainer": {"max_epochs": 3, "limit_train_batches": 50}},
+                "config": {"trainer": {"max_epochs": epochs, "limit_train_batches": 50}},
             }
-            (folder / f"{model}_{seed}.json").write_text(json.dumps(record))
+            (folder / f"{model}_{seed}_{epochs}.json").write_text(json.dumps(record))
 
 
 def test_records_are_grouped_and_distances_averaged(tmp_path):
     write_records(tmp_path / "records")
     runs = read_records([tmp_path / "records"])
-    assert {m: len(r) for m, r in runs.items()} == {"mw_vae": 2, "mvtcae": 1}
-    first = runs["mw_vae"][0]["metrics"]
+    assert {m: len(r) for m, r in runs.items()} == {
+        ("mw_vae", "3 x 50"): 2,
+        ("mvtcae", "3 x 50"): 1,
+    }
+    first = runs["mw_vae", "3 x 50"][0]["metrics"]
     assert first["test/fd_classifier/mean"] == pytest.approx(3.0)  # m0, m1 (not the _to_ keys)
     assert first["test/fd_classifier/leave_one_out_mean"] == pytest.approx(1.0)
-    assert runs["mw_vae"][1]["metrics"]["test/fd_classifier/leave_one_out_mean"] == 2.0
+    assert runs["mw_vae", "3 x 50"][1]["metrics"]["test/fd_classifier/leave_one_out_mean"] == 2.0
 
 
 def test_table_has_mean_and_spread_per_model_and_the_published_rows(tmp_path):
@@ -57,3 +60,17 @@ def test_plot_writes_a_png(tmp_path):
     write_records(tmp_path / "records")
     path = plot(read_records([tmp_path / "records"]), tmp_path / "figures" / "by_k.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_runs_of_different_budgets_are_never_averaged_together(tmp_path):
+    write_records(tmp_path / "short")
+    write_records(tmp_path / "long", epochs=20)
+    runs = read_records([tmp_path / "short", tmp_path / "long"])
+    assert list(runs) == [  # the catalog's order, then the budget
+        ("mvtcae", "20 x 50"),
+        ("mvtcae", "3 x 50"),
+        ("mw_vae", "20 x 50"),
+        ("mw_vae", "3 x 50"),
+    ]
+    rows = [line for line in table(runs).splitlines() if line.startswith("| `mw_vae`")]
+    assert [row.split(" | ")[1:3] for row in rows] == [["2", "20 x 50"], ["2", "3 x 50"]]
