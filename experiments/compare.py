@@ -57,6 +57,11 @@ def read_runs(sweep: Path) -> dict[str, list[tuple[Path, dict[str, float]]]]:
     return runs
 
 
+def ordered(models) -> list[str]:
+    """`models` in the catalog's order, the ones it does not know last."""
+    return [m for m in ORDER if m in models] + sorted(set(models) - set(ORDER))
+
+
 def cell(values: list[float]) -> str:
     if not values:
         return "-"
@@ -72,7 +77,7 @@ def table(runs) -> str:
         "| model | seeds | " + " | ".join(COLUMNS.values()) + " |",
         "|---|---|" + "---|" * len(COLUMNS),
     ]
-    for model in [m for m in ORDER if m in runs] + sorted(set(runs) - set(ORDER)):
+    for model in ordered(runs):
         metrics = [m for _, m in runs[model]]
         cells = [cell([m[f"test/{key}"] for m in metrics if f"test/{key}" in m]) for key in COLUMNS]
         lines.append(f"| `{model}` | {len(metrics)} | " + " | ".join(cells) + " |")

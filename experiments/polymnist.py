@@ -18,7 +18,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from compare import ORDER, cell  # experiments/ is the script's folder
+from compare import cell, ordered  # experiments/ is the script's folder
 
 OBSERVED = range(1, 5)  # observed modalities k of PolyMNIST's five
 COLUMNS = {
@@ -53,11 +53,8 @@ def read_records(folders: list[Path]) -> dict[tuple[str, str], list[dict]]:
             record = json.loads(path.read_text())
             record["metrics"] |= derived(record["metrics"])
             runs[record["choices"]["model"], budget(record)].append(record)
-    return dict(sorted(runs.items(), key=lambda item: (rank(item[0][0]), item[0])))
-
-
-def rank(model: str) -> int:
-    return ORDER.index(model) if model in ORDER else len(ORDER)
+    models = ordered({model for model, _ in runs})
+    return dict(sorted(runs.items(), key=lambda item: (models.index(item[0][0]), item[0][1])))
 
 
 def derived(metrics: dict[str, float]) -> dict[str, float]:

@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
-from compare import ORDER, cell, read_runs  # noqa: E402  (experiments/ is the script's folder)
+from compare import cell, ordered, read_runs  # noqa: E402  (experiments/ is the script's folder)
 
 METRICS = {
     "test/coherence/image_to_label": "image -> label accuracy",
@@ -46,10 +46,6 @@ def read_results(sweep: Path) -> Results:
         for run, metrics in runs:
             results[model][paired_fraction(run)].append(metrics)
     return results
-
-
-def ordered(models) -> list[str]:
-    return [m for m in ORDER if m in models] + sorted(set(models) - set(ORDER))
 
 
 def table(results: Results) -> str:

@@ -70,6 +70,14 @@ COSTS = {
 }
 
 
+# What is kept of a configuration's step times (seconds).
+STATISTICS = {
+    "median_ms": lambda s: 1e3 * statistics.median(s),
+    "min_ms": lambda s: 1e3 * min(s),
+    "steps": len,
+}
+
+
 @dataclass(frozen=True)
 class Plan:
     batch_sizes: tuple[int, ...]
@@ -111,14 +119,13 @@ def composed(name: str, data: str = "mnist"):
     return compose(name, f"data={data}")
 
 
-def model_config(name: str, latent_dim: int, num_modalities: int | str):
-    """MNIST's modalities, with copies of `image` up to `num_modalities`, or
-    `num_modalities="polymnist"`: PolyMNIST's five."""
-    data = num_modalities if isinstance(num_modalities, str) else "mnist"
-    cfg = copy.deepcopy(composed(name, data))
+def model_config(name: str, latent_dim: int, modalities: int | str):
+    """An int M: MNIST's image and label with copies of `image` up to M
+    modalities; a data config's name ("polymnist"): that data's modalities."""
+    cfg = copy.deepcopy(composed(name, modalities if isinstance(modalities, str) else "mnist"))
     with open_dict(cfg):
         cfg.latent.dim = latent_dim
-        for k in range(2, num_modalities if data == "mnist" else 0):
+        for k in range(2, modalities if isinstance(modalities, int) else 0):
             cfg.data.modalities[f"image{k}"] = cfg.data.modalities.image
     return cfg
 
@@ -232,19 +239,15 @@ def run(tiny: bool = False, models: list[str] | None = None) -> dict:
         results[axis] = {
             "values": sorted({p[index] for p in sweep}),
             "fixed": {k: v for k, v in zip(AXES, (b, d, 2), strict=True) if k != axis},
-            "median_ms": {n: [1e3 * statistics.median(s) for s in t] for n, t in per.items()},
-            "min_ms": {n: [1e3 * min(s) for s in t] for n, t in per.items()},
-            "steps": {n: [len(s) for s in t] for n, t in per.items()},
+            **{
+                key: {n: [reduce(s) for s in t] for n, t in per.items()}
+                for key, reduce in STATISTICS.items()
+            },
         }
     five = {
         "fixed": {"batch_size": b, "latent_dim": d, "num_modalities": 5},
         **{
-            key: {p[0]: reduce(seconds[p]) for p in polymnist}
-            for key, reduce in (
-                ("median_ms", lambda s: 1e3 * statistics.median(s)),
-                ("min_ms", lambda s: 1e3 * min(s)),
-                ("steps", len),
-            )
+            key: {p[0]: reduce(seconds[p]) for p in polymnist} for key, reduce in STATISTICS.items()
         },
     }
     return {
