@@ -14,7 +14,7 @@ WEAK := outputs/weak/$(shell date +%Y-%m-%d_%H-%M-%S)
 POLY := outputs/polymnist/$(shell date +%Y-%m-%d_%H-%M-%S)
 
 .PHONY: help install data train test test-slow lint format bench compare sweep coco-demo \
-	exp-mvae-poe exp-m-vae exp-mw-vae exp-fmw-vae exp-weak exp-polymnist exp-coco clean
+	results exp-mvae-poe exp-m-vae exp-mw-vae exp-fmw-vae exp-weak exp-polymnist exp-coco clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,9 +53,13 @@ format: install ## Format the code and fix what ruff can
 bench: install ## The benchmark suite (~8 min on 2 cores); dated report in experiments/bench/reports/
 	$(PY) -m experiments.bench.run $(ARGS)
 
-compare: install ## Train every model of conf/model/ over 3 seeds (hours on a CPU), tabulate into $(SWEEP)/results.md
+compare: install ## Train every model of conf/model/ over 3 seeds (hours on a CPU); records and results.md in $(SWEEP)
 	$(PY) -m mwvae.train -m 'model=glob(*)' seed=0,1,2 logger=none hydra.sweep.dir=$(SWEEP) $(ARGS)
+	$(PY) experiments/record.py $(SWEEP) --out $(SWEEP)/records
 	$(PY) experiments/compare.py $(SWEEP) | tee $(SWEEP)/results.md
+
+results: install ## Regenerate experiments/RESULTS.md's tables and figures from the records in experiments/results/
+	$(PY) experiments/report.py
 
 sweep: install ## Optuna search of MW-VAE's weights, lr and latent size (resumable; study in outputs/optuna.db)
 	$(PY) -m mwvae.train hparams_search=mw_vae_optuna $(ARGS)
@@ -74,7 +78,8 @@ exp-fmw-vae: install ## The paper's FMW-VAE on MNIST (Figs. 15-16)
 
 exp-weak: install ## Weak supervision: the models that train on incomplete data x paired fractions 1-0.001 on MNIST (hours on a CPU); table and plot in $(WEAK)
 	$(PY) -m mwvae.train -m experiment=weak_mnist hydra.sweep.dir=$(WEAK) $(ARGS)
-	$(PY) experiments/weak_supervision.py $(WEAK) | tee $(WEAK)/results.md
+	$(PY) experiments/record.py $(WEAK) --out $(WEAK)/records
+	$(PY) experiments/weak_supervision.py $(WEAK) --figure $(WEAK)/weak_supervision.png | tee $(WEAK)/results.md
 
 exp-polymnist: install ## PolyMNIST (5 modalities): every multimodal model x 3 seeds at this machine's budget (~1 h on 2 cores); records, table and figure in $(POLY)
 	$(PY) -m mwvae.train -m experiment=polymnist hydra/launcher=joblib hydra.sweep.dir=$(POLY) $(ARGS)

@@ -1,29 +1,24 @@
-"""Aggregate the runs of a comparison multirun into a Markdown report.
+"""Tabulate the MNIST comparison (`make compare`) from its runs or their records.
 
-    python experiments/compare.py outputs/compare/<sweep> [--figures experiments/figures/compare]
+    python experiments/compare.py SOURCE [SOURCE ...] [--report-dir DIR] [--figures DIR]
 
-Reads the `metrics.json` of every run below the sweep folder, updated by its
-`eval/metrics.json` when the run was evaluated again (the model is the Hydra
-choice recorded in each run's `.hydra/hydra.yaml`), prints a table of
-mean +- std over seeds per model and metric, and copies the seed-0
-reconstruction grids of each model into `--figures` for side-by-side panels.
-The reading of the paper's claims is written by a person, below the table.
+SOURCEs are sweep folders or folders of run records (`experiments/record.py`).
+Prints a Markdown table of mean +- std over seeds, one row per model and
+training budget (never averaged across budgets), and, for the runs of a
+sweep, a table of their reconstruction grids (seed 0), linked from where the
+report will be (`--report-dir`, default: the first source) or copied into
+`--figures` first. Nothing is written unless asked. The reading of the
+paper's claims is written by a person, below the table.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import statistics
-from collections import defaultdict
 from pathlib import Path
 
-import yaml
+from records import budget, budget_text, cell, group, link, model, read_records
 
-from mwvae.config.catalog import model_names
-
-ORDER = model_names()  # rows in the catalog's order; models it does not know come last
 COLUMNS = {
     "coherence/image_to_label": "image -> label",
     "coherence/label_to_image": "label -> image",
@@ -43,81 +38,64 @@ COLUMNS = {
 SETTINGS = ("image_only", "label_only")
 
 
-def read_runs(sweep: Path) -> dict[str, list[tuple[Path, dict[str, float]]]]:
-    runs = defaultdict(list)
-    for hydra_path in sorted(sweep.rglob(".hydra/hydra.yaml")):
-        run = hydra_path.parent.parent
-        if not (run / "metrics.json").exists():
-            continue  # unfinished job
-        metrics = json.loads((run / "metrics.json").read_text())
-        if (run / "eval" / "metrics.json").exists():  # a later `python -m mwvae.eval`
-            metrics |= json.loads((run / "eval" / "metrics.json").read_text())
-        model = yaml.safe_load(hydra_path.read_text())["hydra"]["runtime"]["choices"]["model"]
-        runs[model].append((run, metrics))
-    return runs
-
-
-def ordered(models) -> list[str]:
-    """`models` in the catalog's order, the ones it does not know last."""
-    return [m for m in ORDER if m in models] + sorted(set(models) - set(ORDER))
-
-
-def cell(values: list[float]) -> str:
-    if not values:
-        return "-"
-    mean = statistics.fmean(values)
-    spec = ".3f" if abs(mean) < 10 else ".1f" if abs(mean) < 1e4 else ".2e"
-    if len(values) == 1:  # one seed: no spread to report
-        return f"{mean:{spec}}"
-    return f"{mean:{spec}} +- {statistics.stdev(values):{spec}}"
-
-
-def table(runs) -> str:
+def table(groups: dict) -> str:
     lines = [
-        "| model | seeds | " + " | ".join(COLUMNS.values()) + " |",
-        "|---|---|" + "---|" * len(COLUMNS),
+        "| model | seeds | epochs x batches | " + " | ".join(COLUMNS.values()) + " |",
+        "|---|---|---|" + "---|" * len(COLUMNS),
     ]
-    for model in ordered(runs):
-        metrics = [m for _, m in runs[model]]
+    for (name, trained), records in groups.items():
+        metrics = [r["metrics"] for r in records]
         cells = [cell([m[f"test/{key}"] for m in metrics if f"test/{key}" in m]) for key in COLUMNS]
-        lines.append(f"| `{model}` | {len(metrics)} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| `{name}` | {len(metrics)} | {budget_text(trained)} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines)
 
 
-def copy_panels(runs, figures: Path, relative_to: Path) -> str:
-    figures.mkdir(parents=True, exist_ok=True)
-    header = "| model | " + " | ".join(s.replace("_", " ") for s in SETTINGS) + " |"
-    lines = [header, "|---|" + "---|" * len(SETTINGS)]
-    for model in [m for m in ORDER if m in runs]:
-        run = min(runs[model], key=lambda item: item[0].name)[0]
+def panels(groups: dict, report_dir: Path, figures: Path | None) -> str:
+    """The reconstruction grids of each model's first run (by folder name),
+    for the runs read from a sweep; copied into `figures` when given."""
+    header = (
+        "| model | epochs x batches | " + " | ".join(s.replace("_", " ") for s in SETTINGS) + " |"
+    )
+    lines = [header, "|---|---|" + "---|" * len(SETTINGS)]
+    for (name, trained), records in groups.items():
+        folders = sorted(Path(r["folder"]) for r in records if "folder" in r)
+        if not folders:
+            continue
         cells = []
         for setting in SETTINGS:
-            source = run / "figures" / f"reconstructions_{setting}.png"
-            if source.exists():
-                target = figures / f"{model}_{setting}.png"
-                shutil.copyfile(source, target)
-                cells.append(f"![{model} {setting}]({target.relative_to(relative_to)})")
-            else:
+            path = folders[0] / "figures" / f"reconstructions_{setting}.png"
+            if not path.exists():
                 cells.append("-")
-        lines.append(f"| `{model}` | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+                continue
+            if figures is not None:
+                figures.mkdir(parents=True, exist_ok=True)
+                path = Path(shutil.copyfile(path, figures / f"{name}_{setting}.png"))
+            cells.append(f"![{name} {setting}]({link(path, report_dir)})")
+        lines.append(f"| `{name}` | {budget_text(trained)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("sweep", type=Path)
-    parser.add_argument("--figures", type=Path, default=Path("experiments/figures/compare"))
-    parser.add_argument("--report-dir", type=Path, default=Path("experiments"))
-    args = parser.parse_args()
-    runs = read_runs(args.sweep)
-    if not runs:
-        raise SystemExit(f"no metrics.json below {args.sweep}")
+    parser.add_argument("sources", type=Path, nargs="+")
+    parser.add_argument(
+        "--report-dir", type=Path, help="where the report goes (links); default: the first source"
+    )
+    parser.add_argument("--figures", type=Path, help="copy the reconstruction grids here")
+    args = parser.parse_args(argv)
+    groups = group(read_records(args.sources), lambda r: (model(r), budget(r)))
+    if not groups:
+        raise SystemExit(f"no finished run or record in {[str(p) for p in args.sources]}")
     print("## Test metrics, mean +- std over seeds\n")
-    print(table(runs))
-    print("\n## Reconstructions from one modality (seed 0)\n")
-    print(copy_panels(runs, args.figures, args.report_dir))
+    print(table(groups))
+    grids = panels(groups, args.report_dir or args.sources[0], args.figures)
+    if grids:
+        print("\n## Reconstructions from one modality (seed 0)\n")
+        print(grids)
 
 
 if __name__ == "__main__":

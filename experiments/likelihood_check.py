@@ -40,7 +40,7 @@ from mwvae.evaluation.likelihood import (
     subset_name,
 )
 from mwvae.evaluation.suite import whole
-from record import commit  # experiments/ is the script's folder
+from records import commit  # experiments/ is the script's folder
 
 
 def log_likelihoods(model, batch, z):

@@ -1,24 +1,23 @@
 """Tabulate PolyMNIST runs beside the published numbers, and plot coherence
 against the number of observed modalities (MoPoE's Fig. 3 and MVTCAE's).
 
-    python experiments/polymnist.py RECORDS [RECORDS ...] [--figure PATH]
+    python experiments/polymnist.py SOURCE [SOURCE ...] [--figure PATH] [--report-dir DIR]
 
-RECORDS are folders of run records (`experiments/record.py <sweep> --out
-<folder>`: one JSON per run, with its metrics, config and commit). Prints a
-Markdown table of mean +- std over seeds per model; `--figure` writes the
-plot (nothing is written unless asked). Published values are the papers' on
-the official PolyMNIST, after hundreds of epochs: see `PUBLISHED`.
+SOURCEs are folders of run records (`experiments/record.py <sweep> --out
+<folder>`) or sweep folders. Prints a Markdown table of mean +- std over
+seeds, one row per model and training budget; `--figure` writes the plot and
+links it from `--report-dir` (default: beside the plot); nothing is written
+unless asked. Published values are the papers' on the official PolyMNIST,
+after hundreds of epochs: see `PUBLISHED`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-from collections import defaultdict
 from pathlib import Path
 
-from compare import cell, ordered  # experiments/ is the script's folder
+from records import budget, budget_text, cell, group, link, model, read_records
 
 OBSERVED = range(1, 5)  # observed modalities k of PolyMNIST's five
 COLUMNS = {
@@ -44,17 +43,13 @@ PUBLISHED = {
 PUBLISHED_MMVAE_PLUS = 0.869
 
 
-def read_records(folders: list[Path]) -> dict[tuple[str, str], list[dict]]:
+def read_runs(sources: list[Path]) -> dict[tuple[str, tuple], list[dict]]:
     """Records by model (the Hydra choice) and training budget, so that no
     cell averages runs of different lengths; with the means of `derived`."""
-    runs = defaultdict(list)
-    for folder in folders:
-        for path in sorted(Path(folder).glob("*.json")):
-            record = json.loads(path.read_text())
-            record["metrics"] |= derived(record["metrics"])
-            runs[record["choices"]["model"], budget(record)].append(record)
-    models = ordered({model for model, _ in runs})
-    return dict(sorted(runs.items(), key=lambda item: (models.index(item[0][0]), item[0][1])))
+    records = read_records(sources)
+    for r in records:
+        r["metrics"] |= derived(r["metrics"])
+    return group(records, lambda r: (model(r), budget(r)))
 
 
 def derived(metrics: dict[str, float]) -> dict[str, float]:
@@ -81,24 +76,19 @@ def value(metrics: dict[str, float], key: str) -> float | None:
     return metrics.get(f"test/{key}", metrics.get(key))
 
 
-def budget(record: dict) -> str:
-    """Epochs x training batches per epoch (all: the whole split) of a run."""
-    trainer = record["config"]["trainer"]
-    batches = trainer.get("limit_train_batches")
-    return f"{trainer['max_epochs']} x {batches if batches is not None else 'all'}"
-
-
 def table(runs: dict[tuple[str, str], list[dict]]) -> str:
     lines = [
         "| model | seeds | epochs x batches | " + " | ".join(COLUMNS.values()) + " |",
         "|---|---|---|" + "---|" * len(COLUMNS),
     ]
-    for (model, trained), records in runs.items():
+    for (name, trained), records in runs.items():
         cells = [
             cell([v for r in records if (v := value(r["metrics"], key)) is not None])
             for key in COLUMNS
         ]
-        lines.append(f"| `{model}` | {len(records)} | {trained} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| `{name}` | {len(records)} | {budget_text(trained)} | " + " | ".join(cells) + " |"
+        )
     for name, values in PUBLISHED.items():
         cells = [f"{v:.2f}" for v in values] + ["-"] * (len(COLUMNS) - len(values))
         lines.append(f"| {name}, official PolyMNIST | - | hundreds | " + " | ".join(cells) + " |")
@@ -115,7 +105,7 @@ def plot(runs: dict[tuple[str, str], list[dict]], path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(10, 4.8))
     ks = list(OBSERVED)
-    for index, ((model, trained), records) in enumerate(runs.items()):
+    for index, ((name, trained), records) in enumerate(runs.items()):
         per_seed = [[value(r["metrics"], f"coherence/observed_{k}") for k in ks] for r in records]
         per_seed = [row for row in per_seed if None not in row]
         if not per_seed:
@@ -123,7 +113,13 @@ def plot(runs: dict[tuple[str, str], list[dict]], path: Path) -> Path:
         columns = list(zip(*per_seed, strict=True))
         means = [statistics.fmean(c) for c in columns]
         colour = plt.get_cmap("tab20")(index % 20)
-        ax.plot(ks, means, "o-", color=colour, label=f"{model}, {trained} ({len(per_seed)} seeds)")
+        ax.plot(
+            ks,
+            means,
+            "o-",
+            color=colour,
+            label=f"{name}, {budget_text(trained)} ({len(per_seed)} seeds)",
+        )
         ax.fill_between(ks, [min(c) for c in columns], [max(c) for c in columns], color=colour,
                         alpha=0.15)  # fmt: skip
     for name, values in PUBLISHED.items():
@@ -146,21 +142,22 @@ def plot(runs: dict[tuple[str, str], list[dict]], path: Path) -> Path:
     return path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("records", type=Path, nargs="+")
+    parser.add_argument("sources", type=Path, nargs="+")
     parser.add_argument("--figure", type=Path, help="write the coherence-against-k plot here")
-    args = parser.parse_args()
-    runs = read_records(args.records)
+    parser.add_argument("--report-dir", type=Path, help="link the plot from here")
+    args = parser.parse_args(argv)
+    runs = read_runs(args.sources)
     if not runs:
-        raise SystemExit(f"no records in {[str(p) for p in args.records]}")
+        raise SystemExit(f"no records in {[str(p) for p in args.sources]}")
     print(table(runs))
     print(
         f"\nMMVAE+ (paper, official PolyMNIST): average conditional coherence "
         f"{PUBLISHED_MMVAE_PLUS:.3f}."
     )
     if args.figure:
-        print(f"\n![Coherence against k]({plot(runs, args.figure).name})")
+        print(f"\n![Coherence against k]({link(plot(runs, args.figure), args.report_dir)})")
 
 
 if __name__ == "__main__":

@@ -1,27 +1,26 @@
 """Tabulate and plot a weak-supervision sweep (`make exp-weak`).
 
-    python experiments/weak_supervision.py outputs/weak/<sweep> [--figure PATH]
+    python experiments/weak_supervision.py SOURCE [SOURCE ...] [--figure PATH]
 
-Reads every finished run below the sweep folder (its `metrics.json`, its
-model and its `data.paired_fraction`), prints a Markdown table of the
-cross-modal metrics per model and paired fraction (mean +- std when a sweep
-has several seeds), and draws them against the paired fraction.
+SOURCEs are sweep folders or folders of run records (`experiments/record.py`);
+each run counts with its model, `data.paired_fraction` and training budget.
+Prints a Markdown table of the cross-modal metrics per model and paired
+fraction (mean +- std over seeds; the seeds and epochs of each row beside
+it) and, with `--figure`, draws them against the paired fraction.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
 
-from compare import cell, ordered, read_runs  # noqa: E402  (experiments/ is the script's folder)
+from records import budget, budget_text, cell, group, model, read_records  # noqa: E402
 
 METRICS = {
     "test/coherence/image_to_label": "image -> label accuracy",
@@ -32,20 +31,26 @@ METRICS = {
 }
 CHANCE = 0.1  # ten digits
 
-Results = dict[str, dict[float, list[dict[str, float]]]]  # model -> fraction -> runs' metrics
+# (model, budget) -> paired fraction -> the runs' metrics
+Results = dict[tuple[str, tuple], dict[float, list[dict[str, float]]]]
 
 
-def paired_fraction(run: Path) -> float:
-    config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
-    return float(config["data"].get("paired_fraction", 1.0))
+def paired_fraction(record: dict) -> float:
+    return float(record["config"]["data"].get("paired_fraction", 1.0))
 
 
-def read_results(sweep: Path) -> Results:
-    results: Results = defaultdict(lambda: defaultdict(list))
-    for model, runs in read_runs(sweep).items():
-        for run, metrics in runs:
-            results[model][paired_fraction(run)].append(metrics)
+def read_results(sources: list[Path]) -> Results:
+    results: Results = {}
+    for key, records in group(read_records(sources), lambda r: (model(r), budget(r))).items():
+        by_fraction = results.setdefault(key, {})
+        for r in records:
+            by_fraction.setdefault(paired_fraction(r), []).append(r["metrics"])
     return results
+
+
+def seeds(by_fraction: dict[float, list]) -> str:
+    counts = sorted({len(runs) for runs in by_fraction.values()})
+    return "-".join(map(str, (counts[0], counts[-1]) if len(counts) > 1 else counts))
 
 
 def table(results: Results) -> str:
@@ -55,32 +60,38 @@ def table(results: Results) -> str:
         lines += [
             f"**{title}** (chance {CHANCE})",
             "",
-            "| model | " + " | ".join(f"paired {f:g}" for f in fractions) + " |",
-            "|---|" + "---|" * len(fractions),
+            "| model | seeds | epochs x batches | "
+            + " | ".join(f"paired {f:g}" for f in fractions)
+            + " |",
+            "|---|---|---|" + "---|" * len(fractions),
         ]
-        for model in ordered(results):
-            if not any(key in m for runs in results[model].values() for m in runs):
+        for (name, trained), by_fraction in results.items():
+            if not any(key in m for runs in by_fraction.values() for m in runs):
                 continue  # a metric only some models have
-            cells = [
-                cell([m[key] for m in results[model].get(f, []) if key in m]) for f in fractions
-            ]
-            lines.append(f"| `{model}` | " + " | ".join(cells) + " |")
+            cells = [cell([m[key] for m in by_fraction.get(f, []) if key in m]) for f in fractions]
+            lines.append(
+                f"| `{name}` | {seeds(by_fraction)} | {budget_text(trained)} | "
+                + " | ".join(cells)
+                + " |"
+            )
         lines.append("")
     return "\n".join(lines)
 
 
 def plot(results: Results, path: Path) -> Path:
     figure, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 3.8), sharey=True)
+    several_budgets = len({trained for _, trained in results}) > 1
     for ax, (key, title) in zip(axes, METRICS.items(), strict=True):
-        for model in ordered(results):
+        for (name, trained), by_fraction in results.items():
             points = sorted(  # (fraction, mean, std over seeds)
                 (f, statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0)
-                for f, runs in results[model].items()
+                for f, runs in by_fraction.items()
                 if (values := [m[key] for m in runs if key in m])
             )
             if points:
                 x, mean, std = zip(*points, strict=True)
-                ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=model)
+                label = f"{name}, {budget_text(trained)}" if several_budgets else name
+                ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=label)
         ax.axhline(CHANCE, color="grey", linestyle=":", label="chance")
         ax.set(xscale="log", xlabel="paired fraction of the training set", title=title)
         ax.set_ylim(0, 1)
@@ -94,18 +105,19 @@ def plot(results: Results, path: Path) -> Path:
     return path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("sweep", type=Path)
-    parser.add_argument("--figure", type=Path, help="default: <sweep>/weak_supervision.png")
-    args = parser.parse_args()
-    results = read_results(args.sweep)
+    parser.add_argument("sources", type=Path, nargs="+")
+    parser.add_argument("--figure", type=Path, help="write the plot here")
+    args = parser.parse_args(argv)
+    results = read_results(args.sources)
     if not results:
-        raise SystemExit(f"no finished run (metrics.json) below {args.sweep}")
+        raise SystemExit(f"no finished run or record in {[str(p) for p in args.sources]}")
     print(table(results))
-    print(f"Figure: {plot(results, args.figure or args.sweep / 'weak_supervision.png')}")
+    if args.figure:
+        print(f"Figure: {plot(results, args.figure)}")
 
 
 if __name__ == "__main__":

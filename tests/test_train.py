@@ -120,6 +120,8 @@ def test_cli_writes_the_run_folder_and_resumes_from_last(tmp_path):
         assert (run_dir / "figures" / f"{name}.png").stat().st_size > 0
     assert (run_dir / "config.yaml").exists() and (run_dir / "history.csv").exists()
     assert (run_dir / "checkpoints" / "last.ckpt").exists()
+    machine = json.loads((run_dir / "machine.json").read_text())
+    assert machine["torch"] == torch.__version__ and machine["logical_cores"] >= 1
 
     resumed = run_cli(SUBSET, "trainer.max_epochs=2", "ckpt_path=last", run_dir=run_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

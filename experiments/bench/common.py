@@ -4,7 +4,6 @@ torch's normal draws, seen by a dispatch mode rather than by patching."""
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from omegaconf import DictConfig
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from mwvae.config import compose_config
+from mwvae.machine import cpu_name
 from mwvae.train import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,16 +23,6 @@ NORMAL_OPS = {
     torch.ops.aten.normal,
     torch.ops.aten.normal_,
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine() -> str:

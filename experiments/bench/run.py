@@ -12,17 +12,12 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import os
-import platform
 import time
 from datetime import datetime
 from pathlib import Path
 
-import pytorch_lightning as pl
-import torch
-
 from experiments.bench import caption_embedding, evaluation, roofline, scaling, training
-from experiments.bench.common import cpu_name
+from mwvae.machine import machine
 
 SECTIONS = {
     "training": training,
@@ -32,20 +27,6 @@ SECTIONS = {
     "scaling": scaling,
 }
 REPORTS = Path(__file__).resolve().parent / "reports"
-
-
-def machine() -> dict:
-    """What the numbers were measured on."""
-    return {
-        "cpu": cpu_name(),
-        "logical_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "lightning": pl.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def header(date: str, m: dict, seconds: dict[str, float], tiny: bool) -> str:

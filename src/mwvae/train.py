@@ -33,6 +33,7 @@ from mwvae.config import ConfigError, register_configs, validate
 from mwvae.data.mnist_source import DatasetMissingError
 from mwvae.evaluation.figures import plot_training_curves
 from mwvae.evaluation.suite import evaluate
+from mwvae.machine import machine
 from mwvae.models.base import IncompleteDataError
 
 log = logging.getLogger(__name__)
@@ -177,8 +178,10 @@ def flat_config(cfg: DictConfig) -> dict[str, Any]:
 
 @rank_zero_only
 def save_config(cfg: DictConfig, output_dir: Path) -> None:
+    """The resolved config, and the machine it runs on (for the run's record)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_json(output_dir / "machine.json", machine())
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:

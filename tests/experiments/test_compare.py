@@ -1,0 +1,65 @@
+"""The comparison report: one row per model and budget, the reconstruction
+grids of a sweep linked where they are, nothing written unless asked."""
+
+from __future__ import annotations
+
+import json
+
+from compare import main
+from records import record
+
+
+def write_sweep(root, make_run):
+    for i, (name, seed_value) in enumerate([("mw_vae", 0.9), ("mw_vae", 0.7), ("m_vae", 0.1)]):
+        run = make_run(
+            root / f"{i}_model={name}", name, {"test/coherence/image_to_label": seed_value}
+        )
+        (run / "figures").mkdir()
+        (run / "figures" / "reconstructions_image_only.png").write_bytes(b"png")
+
+
+def files(root):
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def test_a_sweep_is_tabulated_and_its_grids_linked_in_place(tmp_path, make_run, capsys):
+    sweep = tmp_path / "sweep"
+    write_sweep(sweep, make_run)
+    before = files(tmp_path)
+    main([str(sweep)])
+    out = capsys.readouterr().out
+    assert files(tmp_path) == before  # nothing written
+    assert "| `m_vae` | 1 | 5 x all | 0.100 |" in out
+    assert "| `mw_vae` | 2 | 5 x all | 0.800 +- 0.141 |" in out
+    # the report goes into the sweep (make compare): links relative to it, first run by name
+    assert "![mw_vae image_only](0_model=mw_vae/figures/reconstructions_image_only.png)" in out
+    assert (
+        "| `mw_vae` | 5 x all | ![mw_vae image_only](" in out and " | - |" in out
+    )  # no label grid
+
+
+def test_grids_are_copied_only_when_asked_and_linked_from_the_report(tmp_path, make_run, capsys):
+    sweep = tmp_path / "sweep"
+    write_sweep(sweep, make_run)
+    main(
+        [
+            str(sweep),
+            "--figures",
+            str(tmp_path / "docs" / "panels"),
+            "--report-dir",
+            str(tmp_path / "docs"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert (tmp_path / "docs" / "panels" / "mw_vae_image_only.png").read_bytes() == b"png"
+    assert "![mw_vae image_only](panels/mw_vae_image_only.png)" in out
+
+
+def test_records_give_the_table_without_grids(tmp_path, make_run, capsys):
+    run = make_run(tmp_path / "sweep" / "0", "mw_vae", {"test/w2": 0.5})
+    kept = tmp_path / "records"
+    kept.mkdir()
+    (kept / "0.json").write_text(json.dumps(record(run, commit=None)))
+    main([str(kept)])
+    out = capsys.readouterr().out
+    assert "| `mw_vae` | 1 | 5 x all |" in out and "Reconstructions" not in out
