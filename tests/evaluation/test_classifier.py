@@ -82,7 +82,9 @@ def test_a_classifier_cache_of_another_network_is_retrained(mnist_dir, tmp_path,
 def test_other_data_settings_get_a_classifier_of_their_own(mnist_dir, tmp_path, trainings, caplog):
     grey = load_classifiers(small(mnist_dir, tmp_path), ["image"])["image"]
     with caplog.at_level(logging.INFO):
-        binary = load_classifiers(small(mnist_dir, tmp_path, binarize=True), ["image"])["image"]
+        binary = load_classifiers(small(mnist_dir, tmp_path, binarize="threshold"), ["image"])[
+            "image"
+        ]
     assert len(trainings) == 2 and "No classifier of image trained on these data" in caplog.text
     assert len(list(tmp_path.glob("classifier_image_*.safetensors"))) == 2
     assert binary.test_accuracy != grey.test_accuracy or not torch.equal(

@@ -196,3 +196,20 @@ class ClassPairedLoader(InMemoryLoader):
         batch = super().gather(index)
         batch[self.pair_name] = self.tensors[self.source][self.partners[index]]
         return batch
+
+
+class BernoulliLoader(InMemoryLoader):
+    """Dynamic binarisation: each epoch, the `resampled` modalities (values in
+    [0, 1]) are replaced by a fresh Bernoulli draw of every value, from
+    (seed, epoch), so a resumed run sees the same pixels."""
+
+    def __init__(self, tensors, batch_size, *, resampled: tuple[str, ...], **kwargs):
+        super().__init__(tensors, batch_size, **kwargs)
+        # The probabilities stay in host memory: the draw uses a CPU generator.
+        self.probabilities = {m: tensors[m] for m in resampled}
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        generator = self.sampler.generator(stream=11)  # a generator: drawn after `set_epoch`
+        for m, p in self.probabilities.items():
+            self.tensors[m] = torch.bernoulli(p, generator=generator).to(self.device)
+        yield from super().__iter__()

@@ -1,4 +1,12 @@
-"""MNIST as `image` (1x28x28 in [0, 1]) and `label` (0-9); MNIST3 adds `image2`."""
+"""MNIST as `image` (1x28x28 in [0, 1]) and `label` (0-9); MNIST3 adds `image2`.
+
+Binarisation (`binarize`): `none` keeps grey levels; `threshold` sets a pixel
+to 1 above 0.5; `fixed` draws every pixel once from a Bernoulli of its grey
+level (seeded: the same binary set every run); `dynamic` draws the training
+images afresh each epoch (as MultiVae's `MnistLabels(random_binarized=True)`
+and the JMVAE / MVAE likelihood results) and evaluates on one fixed draw of
+validation and test (seeded, so evaluations compare).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +18,12 @@ import torch
 from omegaconf import MISSING
 
 from mwvae.data.cache import cached_tensors
-from mwvae.data.loader import ClassPairedLoader
+from mwvae.data.loader import BernoulliLoader, ClassPairedLoader, InMemoryLoader
 from mwvae.data.mnist_source import LAYOUT, READERS, SPLITS
 from mwvae.data.module import InMemoryDataModule, Split
 from mwvae.options import choice
+
+BINARIZATIONS = ("none", "threshold", "fixed", "dynamic")
 
 
 class MNISTDataModule(InMemoryDataModule):
@@ -28,8 +38,8 @@ class MNISTDataModule(InMemoryDataModule):
         data_dir: str = MISSING  # holds the offline archive and the converted cache
         # offline: the archive `make data` fetched; torchvision: download it.
         source: str = choice(READERS, "offline")
-        # Threshold pixels at 0.5 (fixed binarization) instead of keeping grey levels.
-        binarize: bool = False
+        # Grey levels (none) or binary pixels: see the module docstring.
+        binarize: str = choice(BINARIZATIONS, "none")
 
     def __init__(self, **options: Any):
         super().__init__(**options)
@@ -60,13 +70,30 @@ class MNISTDataModule(InMemoryDataModule):
 
     def read_splits(self) -> dict[str, Split]:
         raw, splits = self.load_raw(), {}
-        for split in SPLITS:
+        for index, split in enumerate(SPLITS):
             n = self.subset_size(split)
             images = raw[f"{split}_images"][:n].unsqueeze(1).float().div_(255.0)
-            if self.options.binarize:
-                images = (images > 0.5).float()
-            splits[split] = {"image": images, "label": raw[f"{split}_labels"][:n].clone()}
+            splits[split] = {
+                "image": self.binarized(images, split, index),
+                "label": raw[f"{split}_labels"][:n].clone(),
+            }
         return splits
+
+    def binarized(self, images: torch.Tensor, split: str, index: int) -> torch.Tensor:
+        """A split's images as `binarize` says (dynamic: training images stay
+        grey here; their loader draws them each epoch)."""
+        mode = self.options.binarize
+        if mode == "threshold":
+            return (images > 0.5).float()
+        if mode == "fixed" or (mode == "dynamic" and split != "train"):
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + 500_000 + index)
+            return torch.bernoulli(images, generator=generator)
+        return images
+
+    def make_loader(self, split: str, batch_size: int, **options: Any) -> InMemoryLoader:
+        if self.options.binarize == "dynamic" and split == "train":
+            return BernoulliLoader(self.splits[split], batch_size, resampled=("image",), **options)
+        return super().make_loader(split, batch_size, **options)
 
 
 class MNIST3DataModule(MNISTDataModule):
@@ -82,11 +109,14 @@ class MNIST3DataModule(MNISTDataModule):
         return "image" if modality in ("image", "image2") else None
 
     def make_loader(self, split: str, batch_size: int, **options: Any) -> ClassPairedLoader:
-        return ClassPairedLoader(
-            self.splits[split],
-            batch_size,
-            source="image",
-            pair_name="image2",
-            class_key="label",
-            **options,
-        )
+        pairs = {"source": "image", "pair_name": "image2", "class_key": "label"}
+        if self.options.binarize == "dynamic" and split == "train":
+            # The pair is the partner's image of this epoch's draw.
+            return BinarizedPairLoader(
+                self.splits[split], batch_size, resampled=("image",), **pairs, **options
+            )
+        return ClassPairedLoader(self.splits[split], batch_size, **pairs, **options)
+
+
+class BinarizedPairLoader(BernoulliLoader, ClassPairedLoader):
+    """MNIST3's training pairs over dynamically binarised images."""
