@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -96,3 +98,14 @@ def test_unknown_or_missing_modalities_fail_clearly():
         model.posterior({"caption": torch.zeros(2, 3)})
     with pytest.raises(ValueError, match="at least one"):
         model.posterior({})
+
+
+def test_warm_up_anneals_training_only_so_validation_losses_compare_across_epochs():
+    model = make_model(beta=2.0, kl_warmup_epochs=4)
+    model._trainer = SimpleNamespace(num_training_batches=10)  # what beta_now reads of it
+    for step, annealed in ((0, 0.0), (10, 0.5), (20, 1.0), (40, 2.0), (400, 2.0)):
+        model._trainer.global_step = step
+        model.train()
+        assert model.beta_now == pytest.approx(annealed)  # beta * step / (4 epochs x 10)
+        model.eval()  # validation and test: the target beta at every step
+        assert model.beta_now == 2.0

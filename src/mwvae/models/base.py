@@ -308,9 +308,12 @@ class MultimodalVAE(Configurable, pl.LightningModule):
     # ------------------------------------------------------------------ objective
     @property
     def beta_now(self) -> float:
-        """beta, annealed linearly from 0 during the first `kl_warmup_epochs`."""
+        """beta, annealed linearly from 0 during the first `kl_warmup_epochs`
+        of training; validation and test always use the target beta, so that
+        `val/loss` compares epochs (the best checkpoint is chosen by it) and a
+        warm-up epoch cannot win by a smaller KL weight."""
         warmup = self.options.kl_warmup_epochs
-        if warmup <= 0 or self._trainer is None:
+        if warmup <= 0 or self._trainer is None or not self.training:
             return self.options.beta
         steps_per_epoch = max(1, self.trainer.num_training_batches)
         progress = self.global_step / (warmup * steps_per_epoch)
