@@ -17,7 +17,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from records import budget, budget_text, cell, group, link, model, read_records
+from records import budget, budget_text, cell, group, link, model, read_records, save_figure
 
 OBSERVED = range(1, 5)  # observed modalities k of PolyMNIST's five
 COLUMNS = {
@@ -135,11 +135,7 @@ def plot(runs: dict[tuple[str, str], list[dict]], path: Path) -> Path:
     ax.set_title("PolyMNIST: coherence of the missing modalities against k")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1))  # off the curves
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> None:

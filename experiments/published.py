@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from records import commit, ordered  # experiments/ is the script's folder
+from records import commit, ordered, save_figure  # experiments/ is the script's folder
 
 # log p(x, y) in nats on binarised MNIST + label, K = 1000 on the whole test set, to the
 # first decimal (MultiVae's reproductions land within 0.05 nats of them).
@@ -126,11 +126,7 @@ def plot(records: dict[str, dict], path: Path) -> Path:
     ax.set_title("Binarised MNIST + label on the published protocol")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> None:

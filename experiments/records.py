@@ -1,4 +1,5 @@
-"""Run records, the data every table of experiments/ is made from.
+"""Run records, the data every table of experiments/ is made from, and what
+the report scripts share (cells, links, saving a figure).
 
 A record is one finished run's small summary: its metrics (`metrics.json`,
 updated by `eval/metrics.json` when it was evaluated again), resolved config,
@@ -135,3 +136,14 @@ def link(path: Path, report_dir: Path | None) -> str:
     if report_dir is None:
         return path.name
     return os.path.relpath(path.resolve(), Path(report_dir).resolve())
+
+
+def save_figure(figure, path: Path, dpi: int = 130) -> Path:
+    """Write a matplotlib figure (laid out) to `path`, and close it."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
+    return path

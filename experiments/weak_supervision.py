@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from records import budget, budget_text, cell, group, model, read_records  # noqa: E402
+from records import budget, budget_text, cell, group, model, read_records, save_figure  # noqa: E402
 
 METRICS = {
     "test/coherence/image_to_label": "image -> label accuracy",
@@ -98,11 +98,7 @@ def plot(results: Results, path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy (mean, bars: std over seeds)")
     axes[-1].legend(fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> None:
