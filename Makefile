@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 MNIST := data/mnist/mnist.pkl.gz
 ARGS ?=
+PEER_ENV := .peer-env
 MODEL ?= jmvae
 
 SWEEP := outputs/compare/$(shell date +%Y-%m-%d_%H-%M-%S)
@@ -15,7 +16,7 @@ WEAK := outputs/weak/$(shell date +%Y-%m-%d_%H-%M-%S)
 POLY := outputs/polymnist/$(shell date +%Y-%m-%d_%H-%M-%S)
 
 .PHONY: help install data train test test-slow lint format bench compare sweep coco-demo \
-	results exp-mvae-poe exp-m-vae exp-mw-vae exp-fmw-vae exp-weak exp-published exp-polymnist exp-coco clean
+	results peer-multivae exp-mvae-poe exp-m-vae exp-mw-vae exp-fmw-vae exp-weak exp-published exp-polymnist exp-coco clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,6 +59,12 @@ compare: install ## Train every model of conf/model/ over 3 seeds (hours on a CP
 	$(PY) -m mwvae.train -m 'model=glob(*)' seed=0,1,2 logger=none hydra.sweep.dir=$(SWEEP) $(ARGS)
 	$(PY) experiments/record.py $(SWEEP) --out $(SWEEP)/records
 	$(PY) experiments/compare.py $(SWEEP) | tee $(SWEEP)/results.md
+
+peer-multivae: install ## Our mvae_poe beside MultiVae's MVAE (same networks, init, data; 3 seeds x 5 epochs, ~25 min), MultiVae 1.0.3 in a throwaway .peer-env/
+	test -x $(PEER_ENV)/bin/python || $(PYTHON) -m venv $(PEER_ENV)
+	$(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > "$$($(PEER_ENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/mwvae-project.pth"
+	$(PEER_ENV)/bin/python -c "import multivae" 2>/dev/null || $(PEER_ENV)/bin/pip install -q multivae==1.0.3
+	PYTHONPATH=src:experiments $(PEER_ENV)/bin/python experiments/multivae_side_by_side.py $(ARGS)
 
 results: install ## Regenerate experiments/RESULTS.md's tables and figures from the records in experiments/results/
 	$(PY) experiments/report.py

@@ -1,0 +1,232 @@
+"""Our `mvae_poe` beside MultiVae's MVAE: the same networks, initialisation and data.
+
+    make peer-multivae ARGS="--seeds 0,1,2 --epochs 5"
+    .peer-env/bin/python experiments/multivae_side_by_side.py [--seeds 0,1,2] [--epochs 5]
+        [--threads 1] [--out RECORD]
+
+MultiVae is never a dependency: `make peer-multivae` installs it (1.0.3) into a
+throwaway environment, `.peer-env/`, that also sees this project's packages.
+For each seed, one initialised set of our `mvae_poe` networks (MNIST
+binarised at 0.5, latent 20, the default networks, label weight 50, KL
+warm-up over `mvae_poe`'s 5 epochs) is trained twice on the same 50k
+training images: by our Trainer (`mwvae.train`, the best checkpoint by
+`val/loss`) and by MultiVae's BaseTrainer with its MVAE objective (the joint
+and unimodal ELBOs; its model kept as its trainer keeps it: the last until
+the warm-up ends, then the best on the validation split). The trained
+networks of both are then scored by our evaluation on the same test set, so
+the only differences left are the two objectives' code and the two training
+loops. Prints the table (mean +- std over seeds) and writes RECORD (JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+
+from mwvae.config import compose_config
+from mwvae.evaluation.suite import evaluate
+from mwvae.machine import machine
+from mwvae.train import build_model, train
+from records import cell, commit  # experiments/ is the script's folder
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = {
+    "test/coherence/image_to_label": "image -> label",
+    "test/coherence/label_to_image": "label -> image",
+    "test/coherence/joint": "joint coherence",
+}
+EVALUATION = [  # what both are scored by: no likelihoods, no Frechet distances
+    "evaluation.likelihood.num_samples=0",
+    "evaluation.joint_samples=1000",
+    "evaluation.fd_samples=0",
+]
+
+
+def multivae():
+    try:
+        import multivae  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            "MultiVae is not importable here: run `make peer-multivae` (it installs MultiVae "
+            "1.0.3 into .peer-env/, never into this project's environment)"
+        ) from None
+    from multivae.models import MVAE, MVAEConfig
+    from multivae.models.nn.default_architectures import BaseDecoder, BaseEncoder
+    from multivae.trainers import BaseTrainer, BaseTrainerConfig
+    from pythae.models.base.base_utils import ModelOutput
+
+    return MVAE, MVAEConfig, BaseEncoder, BaseDecoder, BaseTrainer, BaseTrainerConfig, ModelOutput
+
+
+def config(seed: int, epochs: int, output_dir: Path, subset: str | None = None):
+    return compose_config(
+        [
+            *([f"data.subset={subset}"] if subset else []),
+            "model=mvae_poe",
+            "data.binarize=threshold",
+            f"seed={seed}",
+            f"trainer.max_epochs={epochs}",
+            "logger=none",
+            "figures=false",
+            "callbacks.progress_bar.refresh_rate=0",
+            f"paths.root_dir={ROOT}",
+            f"paths.output_dir={output_dir}",
+            *EVALUATION,
+        ]
+    )
+
+
+def initialised(cfg):
+    """The model and data `mwvae.train` builds for `cfg`, in its order (the
+    seed, the data, the model), so both trainings start from the same weights."""
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data, _recursive_=False)
+    return build_model(cfg), datamodule
+
+
+def train_ours(cfg) -> tuple[dict[str, float], float]:
+    metrics, _ = train(cfg)
+    return metrics, metrics["time/fit_seconds"]  # fit with its validation, as MultiVae's
+
+
+def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
+    MVAE, MVAEConfig, BaseEncoder, BaseDecoder, BaseTrainer, BaseTrainerConfig, ModelOutput = (
+        multivae()
+    )
+    from multivae.data.datasets.base import MultimodalBaseDataset
+
+    model, datamodule = initialised(cfg)
+    datamodule.setup()
+
+    class Encoder(BaseEncoder):  # our encoder, MultiVae's interface (labels arrive one-hot)
+        def __init__(self, inner, one_hot: bool):
+            super().__init__()
+            self.inner, self.one_hot = inner, one_hot
+
+        def forward(self, x):
+            q = self.inner(x.argmax(-1) if self.one_hot else x)
+            return ModelOutput(embedding=q.mu, log_covariance=q.logvar)
+
+    class Decoder(BaseDecoder):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=self.inner(z))
+
+    def dataset(split: str):
+        tensors = datamodule.splits[split]
+        labels = tensors["label"]
+        one_hot = F.one_hot(labels, 10).float()
+        return MultimodalBaseDataset(
+            data={"image": tensors["image"], "label": one_hot}, labels=labels
+        )
+
+    options = model.options
+    peer = MVAE(
+        MVAEConfig(
+            n_modalities=2,
+            latent_dim=model.latent_dim,
+            input_dims={"image": (1, 28, 28), "label": (10,)},
+            decoders_dist={"image": "bernoulli", "label": "categorical"},
+            uses_likelihood_rescaling=True,
+            rescale_factors={m: float(w) for m, w in model.recon_weights.items()},
+            warmup=int(options.kl_warmup_epochs),
+            beta=options.beta,
+        ),
+        encoders={m: Encoder(model.encoders[m], m == "label") for m in ("image", "label")},
+        decoders={m: Decoder(model.decoders[m]) for m in ("image", "label")},
+    )
+    trainer = BaseTrainer(
+        peer,
+        train_dataset=dataset("train"),
+        eval_dataset=dataset("val"),
+        training_config=BaseTrainerConfig(
+            output_dir=str(output_dir),
+            per_device_train_batch_size=datamodule.options.batch_size,
+            per_device_eval_batch_size=datamodule.options.eval_batch_size,
+            num_epochs=cfg.trainer.max_epochs,
+            learning_rate=cfg.optimizer.lr,
+            optimizer_cls="Adam",
+            seed=cfg.seed,
+            no_cuda=True,
+        ),
+    )
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    kept = trainer._best_model  # what MultiVae's trainer keeps, by its rule
+    scored = copy.deepcopy(model)
+    for m in ("image", "label"):
+        scored.encoders[m].load_state_dict(kept.encoders[m].inner.state_dict())
+        scored.decoders[m].load_state_dict(kept.decoders[m].inner.state_dict())
+    settings = {**dict(cfg.evaluation), "figures": False}
+    return evaluate(scored, datamodule, settings, output_dir), seconds
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| implementation | seeds | " + " | ".join(METRICS.values()) + " | fit seconds |",
+        "|---|---|" + "---|" * (len(METRICS) + 1),
+    ]
+    for side in ("mwvae", "multivae"):
+        cells = [cell([r[side]["metrics"][k] for r in results]) for k in METRICS]
+        cells.append(cell([r[side]["fit_seconds"] for r in results]))
+        lines.append(f"| {side} | {len(results)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--subset", help="e.g. {train:1000,val:200,test:200}: a quick check")
+    args = parser.parse_args(argv)
+    multivae()  # fail before training anything
+    torch.set_num_threads(args.threads)
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for seed in map(int, args.seeds.split(",")):
+            folder = Path(scratch) / f"seed{seed}"
+            ours, ours_seconds = train_ours(config(seed, args.epochs, folder / "ours", args.subset))
+            peer_cfg = config(seed, args.epochs, folder / "peer", args.subset)
+            peer, peer_seconds = train_multivae(peer_cfg, folder / "peer")
+            results.append(
+                {
+                    "seed": seed,
+                    "mwvae": {
+                        "metrics": {k: ours[k] for k in METRICS},
+                        "fit_seconds": ours_seconds,
+                    },
+                    "multivae": {
+                        "metrics": {k: peer[k] for k in METRICS},
+                        "fit_seconds": peer_seconds,
+                    },
+                }
+            )
+            print(f"seed {seed}: " + json.dumps(results[-1]), flush=True)
+    print(table(results))
+    if args.out:
+        record = {"commit": commit(), "date": datetime.date.today().isoformat()}
+        record |= {"machine": machine(), "epochs": args.epochs, "threads": args.threads}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record | {"seeds": results}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
