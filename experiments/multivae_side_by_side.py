@@ -2,7 +2,8 @@
 
     make peer-multivae ARGS="--seeds 0,1,2 --epochs 5"
     .peer-env/bin/python experiments/multivae_side_by_side.py [--seeds 0,1,2] [--epochs 5]
-        [--threads 1] [--out RECORD]
+        [--threads 1] [--override KEY=VALUE ...] [--out RECORD]
+    python experiments/multivae_side_by_side.py --table RECORD [RECORD ...]
 
 MultiVae is never a dependency: `make peer-multivae` installs it (1.0.3) into a
 throwaway environment, `.peer-env/`, that also sees this project's packages.
@@ -15,7 +16,9 @@ and unimodal ELBOs; its model kept as its trainer keeps it: the last until
 the warm-up ends, then the best on the validation split). The trained
 networks of both are then scored by our evaluation on the same test set, so
 the only differences left are the two objectives' code and the two training
-loops. Prints the table (mean +- std over seeds) and writes RECORD (JSON).
+loops. `--override` changes both (Hydra overrides of the shared config, e.g.
+the label networks). Prints the table (mean +- std over seeds) and writes
+RECORD (JSON); `--table` tabulates records (no MultiVae needed).
 """
 
 from __future__ import annotations
@@ -68,10 +71,11 @@ def multivae():
     return MVAE, MVAEConfig, BaseEncoder, BaseDecoder, BaseTrainer, BaseTrainerConfig, ModelOutput
 
 
-def config(seed: int, epochs: int, output_dir: Path, subset: str | None = None):
+def config(seed: int, epochs: int, output_dir: Path, subset: str | None = None, overrides=()):
     return compose_config(
         [
             *([f"data.subset={subset}"] if subset else []),
+            *overrides,
             "model=mvae_poe",
             "data.binarize=threshold",
             f"seed={seed}",
@@ -175,16 +179,28 @@ def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
     return evaluate(scored, datamodule, settings, output_dir), seconds
 
 
-def table(results: list[dict]) -> str:
-    lines = [
-        "| implementation | seeds | " + " | ".join(METRICS.values()) + " | fit seconds |",
-        "|---|---|" + "---|" * (len(METRICS) + 1),
-    ]
+def rows(record: dict) -> list[str]:
+    results, setting = record["seeds"], ", ".join(record.get("overrides", [])) or "defaults"
+    lines = []
     for side in ("mwvae", "multivae"):
         cells = [cell([r[side]["metrics"][k] for r in results]) for k in METRICS]
         cells.append(cell([r[side]["fit_seconds"] for r in results]))
-        lines.append(f"| {side} | {len(results)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(
+            f"| {side} | {setting} | {record['epochs']} | {len(results)} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return lines
+
+
+def table(records: list[dict]) -> str:
+    lines = [
+        "| implementation | networks | epochs | seeds | "
+        + " | ".join(METRICS.values())
+        + " | fit seconds |",
+        "|---|---|---|---|" + "---|" * (len(METRICS) + 1),
+    ]
+    return "\n".join(lines + [row for record in records for row in rows(record)])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -196,15 +212,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--subset", help="e.g. {train:1000,val:200,test:200}: a quick check")
+    parser.add_argument("--override", action="append", default=[], help="for both, e.g. "
+                        "data.modalities.label.encoder.hidden_dims=[64,64]")  # fmt: skip
+    parser.add_argument("--table", type=Path, nargs="+", help="tabulate these records")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table([json.loads(p.read_text()) for p in args.table]))
+        return
     multivae()  # fail before training anything
     torch.set_num_threads(args.threads)
     results = []
     with tempfile.TemporaryDirectory() as scratch:
         for seed in map(int, args.seeds.split(",")):
             folder = Path(scratch) / f"seed{seed}"
-            ours, ours_seconds = train_ours(config(seed, args.epochs, folder / "ours", args.subset))
-            peer_cfg = config(seed, args.epochs, folder / "peer", args.subset)
+            setting = (args.subset, args.override)
+            ours, ours_seconds = train_ours(config(seed, args.epochs, folder / "ours", *setting))
+            peer_cfg = config(seed, args.epochs, folder / "peer", *setting)
             peer, peer_seconds = train_multivae(peer_cfg, folder / "peer")
             results.append(
                 {
@@ -220,12 +243,13 @@ def main(argv: list[str] | None = None) -> None:
                 }
             )
             print(f"seed {seed}: " + json.dumps(results[-1]), flush=True)
-    print(table(results))
+    record = {"commit": commit(), "date": datetime.date.today().isoformat()}
+    record |= {"machine": machine(), "epochs": args.epochs, "threads": args.threads}
+    record |= {"overrides": args.override, "seeds": results}
+    print(table([record]))
     if args.out:
-        record = {"commit": commit(), "date": datetime.date.today().isoformat()}
-        record |= {"machine": machine(), "epochs": args.epochs, "threads": args.threads}
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record | {"seeds": results}, indent=1) + "\n")
+        args.out.write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

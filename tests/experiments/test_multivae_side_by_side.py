@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import pytest
 import torch
 
 import mwvae.train
-from multivae_side_by_side import config, initialised, main
+from multivae_side_by_side import METRICS, config, initialised, main
 
 
 def test_both_trainings_start_from_the_weights_train_builds(tmp_path, monkeypatch):
@@ -38,3 +39,20 @@ def test_both_trainings_start_from_the_weights_train_builds(tmp_path, monkeypatc
 def test_without_multivae_it_says_how_to_get_it():
     with pytest.raises(SystemExit, match="make peer-multivae"):
         main(["--seeds", "0"])
+
+
+def test_records_are_tabulated_per_implementation_and_setting(tmp_path, capsys):
+    def side(accuracy, seconds):
+        metrics = {k: accuracy for k in METRICS}
+        return {"metrics": metrics, "fit_seconds": seconds}
+
+    seeds = [
+        {"seed": 0, "mwvae": side(0.5, 10.0), "multivae": side(0.7, 20.0)},
+        {"seed": 1, "mwvae": side(0.7, 12.0), "multivae": side(0.7, 22.0)},
+    ]
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps({"epochs": 5, "overrides": ["a=1"], "seeds": seeds}))
+    main(["--table", str(path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "| mwvae | a=1 | 5 | 2 | " + "0.600 +- 0.141 | " * 3 + "11.0 +- 1.4 |"
+    assert lines[3] == "| multivae | a=1 | 5 | 2 | " + "0.700 +- 0.000 | " * 3 + "21.0 +- 1.4 |"
