@@ -17,7 +17,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from records import budget, budget_text, cell, group, link, model, read_records
+from records import budget_text, cell, group, link, read_records
 
 COLUMNS = {
     "coherence/image_to_label": "image -> label",
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--figures", type=Path, help="copy the reconstruction grids here")
     args = parser.parse_args(argv)
-    groups = group(read_records(args.sources), lambda r: (model(r), budget(r)))
+    groups = group(read_records(args.sources))
     if not groups:
         raise SystemExit(f"no finished run or record in {[str(p) for p in args.sources]}")
     print("## Test metrics, mean +- std over seeds\n")

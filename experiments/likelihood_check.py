@@ -27,11 +27,10 @@ import time
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from mwvae import load_model
-from mwvae.eval import run_config
+from mwvae.eval import run_datamodule
 from mwvae.evaluation.ais import ais_log_likelihood
 from mwvae.evaluation.likelihood import (
     PRIOR_WEIGHT,
@@ -113,7 +112,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     model = load_model(args.checkpoint)
-    datamodule = instantiate(run_config(args.checkpoint).data, _recursive_=False)
+    datamodule = run_datamodule(args.checkpoint)
     datamodule.setup()
     test = whole(datamodule.test_dataloader())
     batch = {m: test[m][: args.examples] for m in model.modality_names}

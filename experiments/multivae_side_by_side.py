@@ -31,15 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 
 from mwvae.config import compose_config
 from mwvae.evaluation.suite import evaluate
 from mwvae.machine import machine
-from mwvae.train import build_model, train
+from mwvae.train import seeded_model_and_data, train
 from records import cell, commit  # experiments/ is the script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,14 +88,6 @@ def config(seed: int, epochs: int, output_dir: Path, subset: str | None = None, 
     )
 
 
-def initialised(cfg):
-    """The model and data `mwvae.train` builds for `cfg`, in its order (the
-    seed, the data, the model), so both trainings start from the same weights."""
-    pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data, _recursive_=False)
-    return build_model(cfg), datamodule
-
-
 def train_ours(cfg) -> tuple[dict[str, float], float]:
     metrics, _ = train(cfg)
     return metrics, metrics["time/fit_seconds"]  # fit with its validation, as MultiVae's
@@ -109,7 +99,7 @@ def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
     )
     from multivae.data.datasets.base import MultimodalBaseDataset
 
-    model, datamodule = initialised(cfg)
+    model, datamodule = seeded_model_and_data(cfg)  # the weights `train` starts from
     datamodule.setup()
 
     class Encoder(BaseEncoder):  # our encoder, MultiVae's interface (labels arrive one-hot)
@@ -129,10 +119,12 @@ def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
         def forward(self, z):
             return ModelOutput(reconstruction=self.inner(z))
 
+    classes = cfg.data.modalities.label.encoder.num_classes
+
     def dataset(split: str):
         tensors = datamodule.splits[split]
         labels = tensors["label"]
-        one_hot = F.one_hot(labels, 10).float()
+        one_hot = F.one_hot(labels, classes).float()
         return MultimodalBaseDataset(
             data={"image": tensors["image"], "label": one_hot}, labels=labels
         )
@@ -142,7 +134,10 @@ def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
         MVAEConfig(
             n_modalities=2,
             latent_dim=model.latent_dim,
-            input_dims={"image": (1, 28, 28), "label": (10,)},
+            input_dims={
+                "image": tuple(datamodule.splits["train"]["image"].shape[1:]),
+                "label": (classes,),
+            },  # fmt: skip
             decoders_dist={"image": "bernoulli", "label": "categorical"},
             uses_likelihood_rescaling=True,
             rescale_factors={m: float(w) for m, w in model.recon_weights.items()},

@@ -17,7 +17,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from records import budget, budget_text, cell, group, link, model, read_records, save_figure
+from records import budget_text, cell, group, link, read_records, save_figure
 
 OBSERVED = range(1, 5)  # observed modalities k of PolyMNIST's five
 COLUMNS = {
@@ -49,7 +49,7 @@ def read_runs(sources: list[Path]) -> dict[tuple[str, tuple], list[dict]]:
     records = read_records(sources)
     for r in records:
         r["metrics"] |= derived(r["metrics"])
-    return group(records, lambda r: (model(r), budget(r)))
+    return group(records)
 
 
 def derived(metrics: dict[str, float]) -> dict[str, float]:

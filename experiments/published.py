@@ -41,14 +41,12 @@ def milestones(run: Path) -> dict[int, Path]:
 
 
 def score(checkpoint: Path, examples: int, k: int) -> dict[str, float]:
-    from hydra.utils import instantiate
-
     from mwvae import load_model
-    from mwvae.eval import run_config
+    from mwvae.eval import run_datamodule
     from mwvae.evaluation.likelihood import likelihood_metrics
 
     model = load_model(checkpoint).eval()
-    datamodule = instantiate(run_config(checkpoint).data, _recursive_=False)
+    datamodule = run_datamodule(checkpoint)
     datamodule.setup()
     return likelihood_metrics(model, datamodule.splits["test"], k=k, num_samples=examples)
 

@@ -104,8 +104,13 @@ def budget_text(trained: tuple[int, float]) -> str:
     return f"{epochs} x {'all' if batches == math.inf else batches}"
 
 
-def group(records: list[dict], key) -> dict:
-    """Records by `key(record)`, keys sorted by model (the catalog's order),
+def model_and_budget(record: dict) -> tuple[str, tuple[int, float]]:
+    return model(record), budget(record)
+
+
+def group(records: list[dict], key=model_and_budget) -> dict:
+    """Records by `key(record)` (a tuple whose first item is the model; by
+    default with the budget), keys sorted by model (the catalog's order),
     then by the rest of the key."""
     groups: dict = {}
     for r in records:

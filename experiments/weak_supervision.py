@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from records import budget, budget_text, cell, group, model, read_records, save_figure  # noqa: E402
+from records import budget_text, cell, group, read_records, save_figure  # noqa: E402
 
 METRICS = {
     "test/coherence/image_to_label": "image -> label accuracy",
@@ -41,7 +41,7 @@ def paired_fraction(record: dict) -> float:
 
 def read_results(sources: list[Path]) -> Results:
     results: Results = {}
-    for key, records in group(read_records(sources), lambda r: (model(r), budget(r))).items():
+    for key, records in group(read_records(sources)).items():
         by_fraction = results.setdefault(key, {})
         for r in records:
             by_fraction.setdefault(paired_fraction(r), []).append(r["metrics"])

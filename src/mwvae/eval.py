@@ -32,6 +32,11 @@ def run_config(ckpt_path: Path) -> DictConfig:
     return OmegaConf.load(path)
 
 
+def run_datamodule(ckpt_path: Path):
+    """The DataModule of the run a checkpoint belongs to (not yet set up)."""
+    return instantiate(run_config(ckpt_path).data, _recursive_=False)
+
+
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     try:

@@ -84,6 +84,15 @@ def as_floats(results: list[dict[str, Any]]) -> dict[str, float]:
     return {k: float(v) for result in results for k, v in result.items()}
 
 
+def seeded_model_and_data(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModule]:
+    """The run's seed, then its DataModule and its initialised model: the
+    same weights for the same config, wherever they are built."""
+    if cfg.seed is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data, _recursive_=False)
+    return build_model(cfg), datamodule
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Fit, then validate and test the best checkpoint; write the run folder."""
     validate(cfg)
@@ -92,11 +101,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     log.info("Torch threads: %d", torch.get_num_threads())
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
-    if cfg.seed is not None:
-        pl.seed_everything(cfg.seed, workers=True)
-
-    datamodule = instantiate(cfg.data, _recursive_=False)
-    model = build_model(cfg)
+    model, datamodule = seeded_model_and_data(cfg)
     if cfg.compile.enabled:
         model.compile_networks(backend=cfg.compile.backend, mode=cfg.compile.mode)
     trainer = build_trainer(cfg)

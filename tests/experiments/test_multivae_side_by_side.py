@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import mwvae.train
-from multivae_side_by_side import METRICS, config, initialised, main
+from multivae_side_by_side import METRICS, config, main
+from mwvae.train import seeded_model_and_data
 
 
 def test_both_trainings_start_from_the_weights_train_builds(tmp_path, monkeypatch):
@@ -27,9 +28,9 @@ def test_both_trainings_start_from_the_weights_train_builds(tmp_path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         mwvae.train.train(cfg)
     monkeypatch.undo()
-    model, _ = initialised(cfg)
+    model, _ = seeded_model_and_data(cfg)
     assert built and all(torch.equal(v, built[k]) for k, v in model.state_dict().items())
-    other, _ = initialised(config(4, 1, tmp_path, "{train:64,val:32,test:32}"))
+    other, _ = seeded_model_and_data(config(4, 1, tmp_path, "{train:64,val:32,test:32}"))
     assert not torch.equal(
         other.state_dict()["decoders.image.net.0.weight"], built["decoders.image.net.0.weight"]
     )
