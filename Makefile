@@ -66,7 +66,7 @@ peer-multivae: install ## Our mvae_poe beside MultiVae's MVAE (same networks, in
 	$(PEER_ENV)/bin/python -c "import multivae" 2>/dev/null || $(PEER_ENV)/bin/pip install -q multivae==1.0.3
 	PYTHONPATH=src:experiments $(PEER_ENV)/bin/python experiments/multivae_side_by_side.py $(ARGS)
 
-results: install ## Regenerate experiments/RESULTS.md's tables and figures from the records in experiments/results/
+results: install ## Regenerate the tables and figures of experiments/RESULTS.md and README.md from the records in experiments/results/
 	$(PY) experiments/report.py
 
 sweep: install ## Optuna search of MW-VAE's weights, lr and latent size (resumable; study in outputs/optuna.db)

@@ -1,6 +1,7 @@
 """Tabulate the MNIST comparison (`make compare`) from its runs or their records.
 
     python experiments/compare.py SOURCE [SOURCE ...] [--report-dir DIR] [--figures DIR]
+                                  [--columns KEY,...] [--bare]
 
 SOURCEs are sweep folders or folders of run records (`experiments/record.py`).
 Prints a Markdown table of mean +- std over seeds, one row per model and
@@ -38,14 +39,14 @@ COLUMNS = {
 SETTINGS = ("image_only", "label_only")
 
 
-def table(groups: dict) -> str:
+def table(groups: dict, columns: dict = COLUMNS) -> str:
     lines = [
-        "| model | seeds | epochs x batches | " + " | ".join(COLUMNS.values()) + " |",
-        "|---|---|---|" + "---|" * len(COLUMNS),
+        "| model | seeds | epochs x batches | " + " | ".join(columns.values()) + " |",
+        "|---|---|---|" + "---|" * len(columns),
     ]
     for (name, trained), records in groups.items():
         metrics = [r["metrics"] for r in records]
-        cells = [cell([m[f"test/{key}"] for m in metrics if f"test/{key}" in m]) for key in COLUMNS]
+        cells = [cell([m[f"test/{key}"] for m in metrics if f"test/{key}" in m]) for key in columns]
         lines.append(
             f"| `{name}` | {len(metrics)} | {budget_text(trained)} | " + " | ".join(cells) + " |"
         )
@@ -86,12 +87,26 @@ def main(argv: list[str] | None = None) -> None:
         "--report-dir", type=Path, help="where the report goes (links); default: the first source"
     )
     parser.add_argument("--figures", type=Path, help="copy the reconstruction grids here")
+    parser.add_argument(
+        "--columns",
+        type=lambda text: text.split(","),
+        default=list(COLUMNS),
+        help=f"the metrics to show, comma-separated, of: {','.join(COLUMNS)}",
+    )
+    parser.add_argument("--bare", action="store_true", help="the metrics table alone")
     args = parser.parse_args(argv)
+    unknown = set(args.columns) - set(COLUMNS)
+    if unknown:
+        parser.error(f"unknown --columns {sorted(unknown)}; choose from {','.join(COLUMNS)}")
     groups = group(read_records(args.sources))
     if not groups:
         raise SystemExit(f"no finished run or record in {[str(p) for p in args.sources]}")
+    metrics_table = table(groups, {key: COLUMNS[key] for key in args.columns})
+    if args.bare:
+        print(metrics_table)
+        return
     print("## Test metrics, mean +- std over seeds\n")
-    print(table(groups))
+    print(metrics_table)
     grids = panels(groups, args.report_dir or args.sources[0], args.figures)
     if grids:
         print("\n## Reconstructions from one modality (seed 0)\n")

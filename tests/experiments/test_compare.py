@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from compare import main
 from records import record
 
@@ -63,3 +65,21 @@ def test_records_give_the_table_without_grids(tmp_path, make_run, capsys):
     main([str(kept)])
     out = capsys.readouterr().out
     assert "| `mw_vae` | 1 | 5 x all |" in out and "Reconstructions" not in out
+
+
+def test_bare_prints_the_chosen_columns_alone(tmp_path, make_run, capsys):
+    sweep = tmp_path / "sweep"
+    write_sweep(sweep, make_run)
+    main([str(sweep), "--bare", "--columns", "w2,coherence/image_to_label"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "| model | seeds | epochs x batches | W2^2 | image -> label |"
+    assert lines[-1] == "| `mw_vae` | 2 | 5 x all | - | 0.800 +- 0.141 |"
+    assert len(lines) == 4  # header, rule, two models: no heading, no grids
+
+
+def test_an_unknown_column_is_refused_with_the_choices(tmp_path, make_run, capsys):
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--columns", "w3"])
+    assert "unknown --columns ['w3']; choose from coherence/image_to_label," in (
+        capsys.readouterr().err
+    )

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from report import GENERATED, ROOT, main, regenerate
+from report import GENERATED, PAGES, main, regenerate
 
 
-def test_results_md_is_what_its_records_give(capsys):
+def test_results_md_and_readme_are_what_their_records_give(capsys):
     main(["--check"])  # exit status 1 with the differing commands otherwise
-    assert "tables match their records" in capsys.readouterr().out
-    assert len(GENERATED.findall((ROOT / "experiments" / "RESULTS.md").read_text())) >= 5
+    out = capsys.readouterr().out
+    assert out.count("tables match their records") == len(PAGES)
+    results, readme = (len(GENERATED.findall(page.read_text())) for page in PAGES)
+    assert results >= 5 and readme >= 3
 
 
 def test_a_stale_table_is_found_and_rewritten(tmp_path, make_run, capsys):
@@ -22,7 +24,7 @@ def test_a_stale_table_is_found_and_rewritten(tmp_path, make_run, capsys):
     page.write_text(stale)
     with pytest.raises(SystemExit) as stopped:
         main(["--check", str(page)])
-    assert stopped.value.code == 1 and f"differs: {command}" in capsys.readouterr().out
+    assert stopped.value.code == 1 and f"page.md: differs: {command}" in capsys.readouterr().out
     assert page.read_text() == stale  # --check writes nothing
     main([str(page)])
     text = page.read_text()
