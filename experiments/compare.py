@@ -6,9 +6,9 @@
 SOURCEs are sweep folders or folders of run records (`experiments/record.py`).
 Prints a Markdown table of mean +- std over seeds, one row per model and
 training budget (never averaged across budgets), and, for the runs of a
-sweep, a table of their reconstruction grids (seed 0), linked from where the
-report will be (`--report-dir`, default: the first source) or copied into
-`--figures` first. Nothing is written unless asked. The reading of the
+sweep, a table of their reconstruction figures (seed 0: every observation
+setting side by side), linked from where the report will be (`--report-dir`,
+default: the first source) or copied into `--figures` first. Nothing is written unless asked. The reading of the
 paper's claims is written by a person, below the table.
 """
 
@@ -36,7 +36,6 @@ COLUMNS = {
     "recon_mse_class_mean/label_only/image": "MSE image from label, class-mean style",
     "style/mse_own_style/image": "MSE image from label + own style",
 }
-SETTINGS = ("image_only", "label_only")
 
 
 def table(groups: dict, columns: dict = COLUMNS) -> str:
@@ -54,27 +53,22 @@ def table(groups: dict, columns: dict = COLUMNS) -> str:
 
 
 def panels(groups: dict, report_dir: Path, figures: Path | None) -> str:
-    """The reconstruction grids of each model's first run (by folder name),
+    """The reconstruction figure of each model's first run (by folder name),
     for the runs read from a sweep; copied into `figures` when given."""
-    header = (
-        "| model | epochs x batches | " + " | ".join(s.replace("_", " ") for s in SETTINGS) + " |"
-    )
-    lines = [header, "|---|---|" + "---|" * len(SETTINGS)]
+    lines = ["| model | epochs x batches | reconstructions |", "|---|---|---|"]
     for (name, trained), records in groups.items():
         folders = sorted(Path(r["folder"]) for r in records if "folder" in r)
         if not folders:
             continue
-        cells = []
-        for setting in SETTINGS:
-            path = folders[0] / "figures" / f"reconstructions_{setting}.png"
-            if not path.exists():
-                cells.append("-")
-                continue
+        path = folders[0] / "figures" / "reconstructions.png"
+        if not path.exists():
+            cell = "-"
+        else:
             if figures is not None:
                 figures.mkdir(parents=True, exist_ok=True)
-                path = Path(shutil.copyfile(path, figures / f"{name}_{setting}.png"))
-            cells.append(f"![{name} {setting}]({link(path, report_dir)})")
-        lines.append(f"| `{name}` | {budget_text(trained)} | " + " | ".join(cells) + " |")
+                path = Path(shutil.copyfile(path, figures / f"{name}_reconstructions.png"))
+            cell = f"![{name} reconstructions]({link(path, report_dir)})"
+        lines.append(f"| `{name}` | {budget_text(trained)} | {cell} |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
@@ -86,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--report-dir", type=Path, help="where the report goes (links); default: the first source"
     )
-    parser.add_argument("--figures", type=Path, help="copy the reconstruction grids here")
+    parser.add_argument("--figures", type=Path, help="copy the reconstruction figures here")
     parser.add_argument(
         "--columns",
         type=lambda text: text.split(","),
@@ -109,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     print(metrics_table)
     grids = panels(groups, args.report_dir or args.sources[0], args.figures)
     if grids:
-        print("\n## Reconstructions from one modality (seed 0)\n")
+        print("\n## Reconstructions from each observation setting (seed 0)\n")
         print(grids)
 
 

@@ -170,8 +170,7 @@ def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
     for m in ("image", "label"):
         scored.encoders[m].load_state_dict(kept.encoders[m].inner.state_dict())
         scored.decoders[m].load_state_dict(kept.decoders[m].inner.state_dict())
-    settings = {**dict(cfg.evaluation), "figures": False}
-    return evaluate(scored, datamodule, settings, output_dir), seconds
+    return evaluate(scored, datamodule, dict(cfg.evaluation)), seconds
 
 
 def rows(record: dict) -> list[str]:

@@ -21,7 +21,7 @@ import torch
 
 from mwvae.config import compose_config
 from mwvae.data.loader import ClassPairedLoader
-from mwvae.train import resolve_ckpt_path, train
+from mwvae.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [
@@ -170,17 +170,3 @@ def test_the_loader_resumes_its_epoch_after_the_served_batches():
         for name in wanted:
             assert torch.equal(actual[name], wanted[name])
     assert len(list(resumed)) == len(expected)  # the next epoch is whole again
-
-
-def test_ckpt_path_last_takes_the_newer_checkpoint_and_starts_fresh_without_one(tmp_path):
-    folder = tmp_path / "checkpoints"
-    assert resolve_ckpt_path("last", tmp_path) is None
-    folder.mkdir()
-    (folder / "last.ckpt").write_text("")
-    (folder / "interrupted.ckpt").write_text("")
-    os.utime(folder / "last.ckpt", ns=(1, 1))
-    assert resolve_ckpt_path("last", tmp_path) == str(folder / "interrupted.ckpt")
-    os.utime(folder / "interrupted.ckpt", ns=(0, 0))
-    assert resolve_ckpt_path("last", tmp_path) == str(folder / "last.ckpt")
-    with pytest.raises(Exception, match="does not exist"):
-        resolve_ckpt_path(str(tmp_path / "missing.ckpt"), tmp_path)

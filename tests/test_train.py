@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -110,13 +111,7 @@ def test_cli_writes_the_run_folder_and_resumes_from_last(tmp_path):
         "test/probe/image",
     ):
         assert key in metrics
-    for name in (
-        "training_curves",
-        "reconstructions_both",
-        "reconstructions_image_only",
-        "reconstructions_label_only",
-        "latent_projection",
-    ):
+    for name in ("training_curves", "reconstructions", "latent_projection"):
         assert (run_dir / "figures" / f"{name}.png").stat().st_size > 0
     assert (run_dir / "config.yaml").exists() and (run_dir / "history.csv").exists()
     assert (run_dir / "checkpoints" / "last.ckpt").exists()
@@ -132,13 +127,31 @@ def test_cli_writes_the_run_folder_and_resumes_from_last(tmp_path):
     assert validated == [0, 1]  # the history of the first run was kept and continued
 
 
+def test_a_failing_figure_costs_neither_the_metrics_nor_the_other_figures(
+    tmp_path, monkeypatch, caplog
+):
+    def fails(*args, **kwargs):
+        raise RuntimeError("no figure today")
+
+    monkeypatch.setattr("mwvae.evaluation.suite.plot_reconstructions", fails)
+    # A 1-d latent too, which a projection to two principal components cannot draw.
+    with caplog.at_level(logging.WARNING):
+        train(config(tmp_path, SUBSET, "trainer.max_epochs=1", "latent.dim=1"))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert "test/coherence/image_to_label" in metrics and "test/loss" in metrics
+    assert "Figure reconstructions skipped: RuntimeError: no figure today" in caplog.messages
+    assert not (tmp_path / "figures" / "reconstructions.png").exists()
+    for name in ("training_curves", "latent_projection"):
+        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000
+
+
 def test_wandb_runs_offline_and_receives_the_figures(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     overrides = [SUBSET, "trainer.max_epochs=1", "logger=wandb"]
     train(compose_config([*QUIET, f"paths.output_dir={tmp_path}", *overrides]))
     (run,) = (tmp_path / "wandb").glob("offline-run-*")
     assert list(run.glob("*.wandb"))
-    assert list((run / "files" / "media" / "images" / "figures").glob("reconstructions_both*.png"))
+    assert list((run / "files" / "media" / "images" / "figures").glob("reconstructions_*.png"))
 
 
 @pytest.mark.parametrize(

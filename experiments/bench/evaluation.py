@@ -10,9 +10,9 @@ in training epochs.
    rotating order; the 5x target is judged on the lower ratio. Replaying the
    batched call's noise (`NormalDraws`), the loops must reproduce its
    estimates, in float32 and on a float64 copy of the model.
-2. `evaluate` with the settings of `make train` after one epoch of training,
-   against that epoch (a plain loop), and `likelihood_metrics` alone with the
-   same settings, for its share. The classifiers that coherence needs are
+2. `evaluate`, then the evaluation's figures, with the settings of `make
+   train` after one epoch of training, against that epoch (a plain loop),
+   and `likelihood_metrics` alone with the same settings, for its share. The classifiers that coherence needs are
    loaded (or trained and cached) first, outside the timing.
 """
 
@@ -42,7 +42,7 @@ from mwvae.evaluation.likelihood import (
     subset_name,
 )
 from mwvae.evaluation.settings import resolve_settings
-from mwvae.evaluation.suite import evaluate
+from mwvae.evaluation.suite import draw_evaluation_figures, evaluate
 
 TARGET = 5.0  # batched estimator vs the per-sample loop, per (example, sample)
 SCORED = ("image", "label")
@@ -171,6 +171,15 @@ def warm_classifiers(datamodule, modalities) -> dict:
     }
 
 
+def evaluate_and_draw(model, datamodule, settings: dict, output_dir: Path) -> dict[str, float]:
+    """What the end of a run costs: the metrics, then the figures when the
+    settings ask for them."""
+    metrics = evaluate(model, datamodule, settings)
+    if resolve_settings(settings).figures:
+        draw_evaluation_figures(model, datamodule, settings, output_dir)
+    return metrics
+
+
 def train_settings(cfg, plan: dict) -> dict:
     """The evaluation settings `make train` passes, with the plan's changes."""
     settings = OmegaConf.to_container(cfg.evaluation, resolve=True)
@@ -205,7 +214,7 @@ def run(tiny: bool = False) -> dict:
         resolved, scored = resolve_settings(settings), {m: test[m] for m in model.modality_names}
         with quiet():
             metrics, evaluate_seconds, evaluate_cpu = timed(
-                lambda: evaluate(model, datamodule, settings, Path(tmp) / "eval")
+                lambda: evaluate_and_draw(model, datamodule, settings, Path(tmp) / "eval")
             )
             _, likelihood_seconds, _ = timed(
                 lambda: likelihood_metrics(

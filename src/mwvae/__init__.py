@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import pickle
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a model is loaded: `import mwvae.config` stays light
+    import torch
 
 __version__ = "0.1.0"
 
@@ -49,14 +49,13 @@ def load_model(ckpt_path: str | Path, map_location: str | torch.device = "cpu"):
 
     The file is read with `torch.load(weights_only=True)`: a checkpoint cannot
     run code, only subclasses of `MultimodalVAE` can be rebuilt, and the
-    networks it names must be mwvae's.
+    networks it names must be mwvae's. A file that is not a checkpoint raises
+    `mwvae.checkpoints.CheckpointError`, saying why.
     """
+    from mwvae.checkpoints import read_checkpoint
     from mwvae.models.base import MultimodalVAE
 
-    try:
-        checkpoint = torch.load(ckpt_path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise UntrustedFileError(unsafe_checkpoint_message(ckpt_path)) from error
+    checkpoint = read_checkpoint(ckpt_path)
     module_name, _, class_name = checkpoint["mwvae_model_class"].rpartition(".")
     if not module_name.startswith("mwvae."):
         raise ValueError(
@@ -71,7 +70,7 @@ def load_model(ckpt_path: str | Path, map_location: str | torch.device = "cpu"):
         del hparams["align_weight"]  # written when every model had the option (0 unless MW-VAE)
     model = model_class(**hparams)
     model.load_state_dict(checkpoint["state_dict"])
-    return model.eval()
+    return model.to(map_location).eval()
 
 
 def unsafe_checkpoint_message(ckpt_path: str | Path) -> str:

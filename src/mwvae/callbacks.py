@@ -69,9 +69,11 @@ class InterruptedCheckpoint(pl.Callback):
     stops on an exception: SIGTERM (SLURM pre-emption; Lightning raises
     SIGTERMException after the batch under way), Ctrl-C, a crash. Mid-epoch
     included: the loop counters and the training loader's position are in it
-    (see `InMemoryLoader.state_dict`). A fit that completes removes the file.
-    `ckpt_path=last` resumes from the newer of it and last.ckpt
-    (`mwvae.train.resolve_ckpt_path`).
+    (see `InMemoryLoader.state_dict`). Only a fit that trained past where it
+    started saves: a failure before the first step (bad data, a bad
+    checkpoint) leaves no untrained state to resume from. A fit that completes
+    removes the file. `ckpt_path=last` resumes from the furthest-trained
+    checkpoint (`mwvae.checkpoints.resume_from`).
 
     Lightning's `OnExceptionCheckpoint` saves the same way, but its presence
     turns `fit(ckpt_path=None)` into resuming from the folder's newest
@@ -82,9 +84,14 @@ class InterruptedCheckpoint(pl.Callback):
 
     def __init__(self, dirpath: str, filename: str = "interrupted"):
         self.path = Path(dirpath) / f"{filename}.ckpt"
+        self.started_at: int | None = None  # the global step fit started (or resumed) from
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.started_at = trainer.global_step
 
     def on_exception(self, trainer, pl_module, exception) -> None:
-        if trainer.state.fn == TrainerFn.FITTING:
+        progressed = self.started_at is not None and trainer.global_step > self.started_at
+        if trainer.state.fn == TrainerFn.FITTING and progressed:
             trainer.save_checkpoint(self.path)
 
     def teardown(self, trainer, pl_module, stage) -> None:

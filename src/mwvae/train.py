@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 import signal
 import time
 from pathlib import Path
@@ -27,12 +26,13 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from mwvae import unsafe_checkpoint_message
+from mwvae import UntrustedFileError
 from mwvae.callbacks import NonFiniteLossError
+from mwvae.checkpoints import CheckpointError, resume_from
 from mwvae.config import ConfigError, register_configs, validate
 from mwvae.data.mnist_source import DatasetMissingError
-from mwvae.evaluation.figures import plot_training_curves
-from mwvae.evaluation.suite import evaluate
+from mwvae.evaluation.figures import draw_safely, plot_training_curves
+from mwvae.evaluation.suite import draw_evaluation_figures, evaluate
 from mwvae.machine import machine
 from mwvae.models.base import IncompleteDataError
 
@@ -60,26 +60,6 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """`last` resumes in place: the newer of this run folder's `last.ckpt`
-    (ModelCheckpoint, every epoch end) and `interrupted.ckpt` (written by
-    `mwvae.callbacks.InterruptedCheckpoint` when fit stops on an exception,
-    e.g. SIGTERM mid-epoch; removed when a fit completes). With neither (a job killed
-    before its first epoch ended, or never started) the run starts fresh. An
-    explicit path must exist."""
-    if ckpt_path == "last":
-        folder = output_dir / "checkpoints"
-        candidates = [p for p in (folder / "last.ckpt", folder / "interrupted.ckpt") if p.exists()]
-        if not candidates:
-            log.info("ckpt_path=last: no checkpoint in %s yet, training from the start", folder)
-            return None
-        ckpt_path = str(max(candidates, key=lambda p: p.stat().st_mtime_ns))
-        log.info("Resuming from %s", ckpt_path)
-    if ckpt_path is not None and not Path(ckpt_path).exists():
-        raise ConfigError(f"ckpt_path: {ckpt_path} does not exist")
-    return ckpt_path
-
-
 def as_floats(results: list[dict[str, Any]]) -> dict[str, float]:
     return {k: float(v) for result in results for k, v in result.items()}
 
@@ -100,8 +80,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         torch.set_num_threads(cfg.threads)
     log.info("Torch threads: %d", torch.get_num_threads())
     output_dir = Path(cfg.paths.output_dir)
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir)
     model, datamodule = seeded_model_and_data(cfg)
+    resumed = resume_from(cfg.ckpt_path, output_dir / "checkpoints", model)
+    ckpt_path = None if resumed is None else str(resumed.path)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)  # eval needs no run folder
     if cfg.compile.enabled:
         model.compile_networks(backend=cfg.compile.backend, mode=cfg.compile.mode)
     trainer = build_trainer(cfg)
@@ -121,8 +103,8 @@ def fit_and_evaluate(
     trainer: pl.Trainer,
     ckpt_path: str | None,
 ) -> dict[str, float]:
-    """Fit, validate and test the best checkpoint, then (rank zero) evaluate it
-    and write metrics.json and the figures."""
+    """Fit, validate and test the best checkpoint, then (rank zero) evaluate it,
+    write metrics.json and, once the metrics are kept, draw the figures."""
     output_dir = Path(cfg.paths.output_dir)
     save_config(cfg, output_dir)
     for logger in trainer.loggers:
@@ -140,16 +122,13 @@ def fit_and_evaluate(
 
     if trainer.is_global_zero:
         if cfg.evaluate:
-            settings = {
-                **OmegaConf.to_container(cfg.evaluation, resolve=True),
-                "figures": cfg.figures,
-            }
+            settings = OmegaConf.to_container(cfg.evaluation, resolve=True)
             started = time.perf_counter()
-            metrics |= evaluate(model, datamodule, settings, output_dir)
+            metrics |= evaluate(model, datamodule, settings)
             metrics["time/evaluation_seconds"] = time.perf_counter() - started
         write_json(output_dir / "metrics.json", metrics)
         if cfg.figures:
-            draw_figures(trainer, output_dir)
+            draw_figures(cfg, model, datamodule, trainer)
         log_final_metrics(trainer, metrics)
         log.info("Run folder: %s", output_dir.resolve())
     return metrics
@@ -194,13 +173,25 @@ def write_json(path: Path, values: dict[str, Any]) -> None:
     path.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
 
 
-def draw_figures(trainer: pl.Trainer, output_dir: Path) -> None:
-    """The training curves, and every figure of the run sent to the loggers
-    that take images."""
+def draw_figures(
+    cfg: DictConfig,
+    model: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    trainer: pl.Trainer,
+) -> None:
+    """The evaluation's figures (when the run evaluates) and the training
+    curves, a figure that fails logged and skipped; then every figure of the
+    run sent to the loggers that take images."""
+    output_dir = Path(cfg.paths.output_dir)
     figures_dir = output_dir / "figures"
+    if cfg.evaluate:
+        settings = OmegaConf.to_container(cfg.evaluation, resolve=True)
+        draw_evaluation_figures(model, datamodule, settings, output_dir)
     history = output_dir / "history.csv"
     if history.exists():
-        plot_training_curves(history, figures_dir / "training_curves.png")
+        title = f"{model.display_name}: training curves"
+        out_path = figures_dir / "training_curves.png"
+        draw_safely("training_curves", lambda: plot_training_curves(history, out_path, title))
     for logger in trainer.loggers:
         if hasattr(logger, "log_image"):
             for path in sorted(figures_dir.glob("*.png")):
@@ -244,11 +235,15 @@ def main(cfg: DictConfig) -> float | None:
         return finished.get(cfg.optimized_metric)
     try:
         metrics, objects = train(cfg)
-    except (ConfigError, DatasetMissingError, IncompleteDataError, NonFiniteLossError) as error:
+    except (
+        CheckpointError,
+        ConfigError,
+        DatasetMissingError,
+        IncompleteDataError,
+        NonFiniteLossError,
+        UntrustedFileError,
+    ) as error:
         raise SystemExit(f"error: {error}") from None
-    except pickle.UnpicklingError:  # Lightning reads ckpt_path with weights_only=True
-        path = resolve_ckpt_path(cfg.ckpt_path, Path(cfg.paths.output_dir))  # `last` named
-        raise SystemExit(f"error: {unsafe_checkpoint_message(path)}") from None
     except SIGTERMException:
         # Stopped by SIGTERM (e.g. pre-emption) after saving checkpoints/interrupted.ckpt:
         # exit as a process killed by it would, not as a success.

@@ -4,6 +4,7 @@ the base does for a dataset that declares only its modalities and splits."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +12,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from hydra.utils import get_class
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 from pytorch_lightning.trainer.states import TrainerStatus
 
+from mwvae.config import compose_config
 from mwvae.data import InMemoryDataModule
 from mwvae.data.missing import hidden_modalities, mask_key
 from mwvae.data.module import ModalitySpec, Subset
@@ -201,3 +203,24 @@ def test_a_data_config_merges_with_its_options_and_parses(name, tmp_path):
     )
     if name == "coco_demo":  # its root names the defaults of its sizes
         assert options.root == f"{tmp_path}/coco_demo_4000_1000_0" and options.val_fraction == 0.1
+
+
+def set_up_mnist(tmp_path, *overrides):
+    subset = "data.subset={train:200,val:50,test:50}"
+    cfg = compose_config([f"paths.output_dir={tmp_path}", subset, *overrides])
+    instantiate(cfg.data, _recursive_=False).setup("fit")
+
+
+def test_a_batch_larger_than_the_training_split_is_said(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        set_up_mnist(tmp_path, "data.batch_size=1000")
+    assert "data.batch_size=1000 is larger than the 200 training examples" in caplog.text
+
+
+def test_no_paired_example_is_said_and_the_defaults_are_quiet(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        set_up_mnist(tmp_path)
+    assert "data." not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        set_up_mnist(tmp_path, "data.paired_fraction=0")
+    assert "data.paired_fraction=0: no training example has every modality" in caplog.text

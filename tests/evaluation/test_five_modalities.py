@@ -20,7 +20,13 @@ from mwvae.evaluation.likelihood import (
     likelihood_metrics,
     subset_name,
 )
-from mwvae.evaluation.suite import draw_evaluation_figures, evaluate, image_like
+from mwvae.evaluation.suite import (
+    draw_evaluation_figures,
+    draw_planned,
+    evaluate,
+    figure_plan,
+    image_like,
+)
 from mwvae.models import FMWVAE, JMVAE, MWVAE, MoPoE
 
 from ..models.tiny import MODALITIES3
@@ -38,8 +44,10 @@ def datamodule(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mopoe_metrics(datamodule, tmp_path_factory):
-    output = tmp_path_factory.mktemp("mopoe")
-    return evaluate(make_model(MoPoE), datamodule, SMALL, output), output
+    output, model = tmp_path_factory.mktemp("mopoe"), make_model(MoPoE)
+    metrics = evaluate(model, datamodule, SMALL)
+    draw_evaluation_figures(model, datamodule, SMALL, output)
+    return metrics, output
 
 
 def pair_means(metrics, names, size):
@@ -83,9 +91,9 @@ def test_every_metric_of_five_image_modalities(mopoe_metrics):
     assert not list((output / "figures").glob("reconstructions_*"))  # no label to print
 
 
-def test_a_model_without_posteriors_of_strict_subsets_gets_the_sizes_it_has(datamodule, tmp_path):
+def test_a_model_without_posteriors_of_strict_subsets_gets_the_sizes_it_has(datamodule):
     # JMVAE infers from one modality or from all: no subset of 2-4.
-    metrics = evaluate(make_model(JMVAE), datamodule, {**SMALL, "figures": False}, tmp_path)
+    metrics = evaluate(make_model(JMVAE), datamodule, SMALL)
     mean, _ = pair_means(metrics, list(NAMES), 1)
     assert metrics["test/coherence/observed_1"] == pytest.approx(mean, abs=1e-12)
     assert not any(
@@ -94,8 +102,8 @@ def test_a_model_without_posteriors_of_strict_subsets_gets_the_sizes_it_has(data
     assert not any(k.startswith("test/fd_classifier/m1+") for k in metrics)  # no conditional FD
 
 
-def test_the_same_seed_gives_the_same_numbers(datamodule, tmp_path, mopoe_metrics):
-    again = evaluate(make_model(MoPoE), datamodule, {**SMALL, "figures": False}, tmp_path)
+def test_the_same_seed_gives_the_same_numbers(datamodule, mopoe_metrics):
+    again = evaluate(make_model(MoPoE), datamodule, SMALL)
     assert again == mopoe_metrics[0]
 
 
@@ -194,6 +202,10 @@ def test_figures_of_five_images_and_no_label(datamodule, tmp_path):
     test = {m: datamodule.splits["test"][m] for m in NAMES}
     classes = datamodule.splits["test"]["label"]
     read = {m: (lambda images: torch.zeros(len(images), dtype=torch.long)) for m in NAMES}
-    paths = draw_evaluation_figures(model, test, classes, {}, tmp_path, read=read)
-    assert sorted(p.name for p in paths) == ["conditional_generation.png", "prior_samples.png"]
+    paths = draw_planned(figure_plan(model, test, classes, tmp_path, read=read))
+    assert sorted(p.name for p in paths) == [
+        "conditional_generation.png",
+        "latent_projection.png",
+        "prior_samples.png",
+    ]
     assert all(p.stat().st_size > 0 for p in paths)

@@ -11,7 +11,7 @@
 from mwvae.config.catalog import CONF_DIR, model_names
 from mwvae.config.compose import compose_config
 from mwvae.config.store import register_configs
-from mwvae.config.validation import ConfigError, validate, validate_eval
+from mwvae.config.validation import ConfigError, validate, validate_data, validate_eval
 
 __all__ = [
     "CONF_DIR",
@@ -20,5 +20,6 @@ __all__ = [
     "model_names",
     "register_configs",
     "validate",
+    "validate_data",
     "validate_eval",
 ]

@@ -76,4 +76,7 @@ class EvalConfig:
 
     ckpt_path: str = MISSING
     output_dir: str | None = None
+    run_config: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = bounded(None, minimum=1)
     settings: EvaluationSettings = field(default_factory=EvaluationSettings)

@@ -39,10 +39,11 @@ def component_class(cfg: DictConfig, key: str) -> type:
         raise ConfigError(f"{key}._target_: cannot import {target!r} ({error})") from None
 
 
-def complete(cfg: DictConfig) -> None:
-    """Replace `cfg.model` and `cfg.data` by their options with every default
-    filled in from the class's `Options` (interpolations kept), in place."""
-    for key in COMPONENTS:
+def complete(cfg: DictConfig, components: tuple[str, ...] = COMPONENTS) -> None:
+    """Replace `cfg.model` and `cfg.data` (the `components`) by their options
+    with every default filled in from the class's `Options` (interpolations
+    kept), in place."""
+    for key in components:
         owner = component_class(cfg, key)
         values = {k: v for k, v in cfg[key].items_ex(resolve=False) if k != "_target_"}
         try:
@@ -77,8 +78,20 @@ def validate(cfg: DictConfig) -> None:
 
 def validate_eval(cfg: DictConfig) -> None:
     """The checks of an evaluation config (`python -m mwvae.eval`)."""
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise ConfigError("ckpt_path: missing; name the checkpoint to evaluate, ckpt_path=PATH")
     try:
         check(EvalConfig, cfg, "")
+    except OptionError as error:
+        raise ConfigError(str(error)) from None
+
+
+def validate_data(cfg: DictConfig) -> None:
+    """The checks of `cfg.data` alone (an evaluation's data, its run's with
+    the command line's overrides), its defaults filled in, in place."""
+    complete(cfg, ("data",))
+    try:
+        component_class(cfg, "data").parse_options(without_target(cfg.data), "data")
     except OptionError as error:
         raise ConfigError(str(error)) from None
 

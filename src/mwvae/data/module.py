@@ -22,6 +22,7 @@ and, when it needs to, `prepare_data` (downloads, caches) and `make_loader`
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,6 +35,8 @@ from mwvae.data.loader import InMemoryLoader, distributed_shard, loader_device
 from mwvae.data.missing import RANDOM, hidden_modalities
 from mwvae.likelihoods import LIKELIHOODS
 from mwvae.options import Configurable, OptionError, bounded, choice
+
+log = logging.getLogger(__name__)
 
 Split = dict[str, Tensor]
 
@@ -56,6 +59,23 @@ class Subset:
     train: int | None = bounded(None, minimum=1)
     val: int | None = bounded(None, minimum=1)
     test: int | None = bounded(None, minimum=1)
+
+
+def warn_of_oddities(options: Any, train_size: int) -> None:
+    """Settings that train, but hardly as meant: said once, at setup."""
+    if options.batch_size > train_size:
+        log.warning(
+            "data.batch_size=%d is larger than the %d training examples: every epoch is one "
+            "batch of %d",
+            options.batch_size,
+            train_size,
+            train_size,
+        )
+    if options.paired_fraction == 0:
+        log.warning(
+            "data.paired_fraction=0: no training example has every modality, so nothing "
+            "teaches the model how the modalities relate (cross-modal coherence stays at chance)"
+        )
 
 
 def split_size(split: Split) -> int:
@@ -158,6 +178,7 @@ class InMemoryDataModule(Configurable, pl.LightningDataModule):
                 splits[name] = {k: v[:n].clone() for k, v in split.items()}
         self.splits = splits
         self.splits["train"] |= self.training_masks()
+        warn_of_oddities(self.options, split_size(self.splits["train"]))
 
     def loader_options(self, split: str, shuffle: bool) -> dict[str, Any]:
         """Order, the device of a running Trainer and, under DDP, this rank's shard."""

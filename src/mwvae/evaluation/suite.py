@@ -1,15 +1,18 @@
 """Every metric a model admits on a dataset's test split, and the figures.
 
-`evaluate(model, datamodule, settings, output_dir)` names no modality: what
-it computes follows from the model's modalities, their likelihood kinds,
-what the model can infer from, and the dataset's class (`class_key`) and
-classifiers. The keys (all under `test/`) are defined once, in the README's
-metrics glossary.
+`evaluate(model, datamodule, settings)` names no modality: what it computes
+follows from the model's modalities, their likelihood kinds, what the model
+can infer from, and the dataset's class (`class_key`) and classifiers. The
+keys (all under `test/`) are defined once, in the README's metrics glossary.
+`draw_evaluation_figures(model, datamodule, settings, output_dir)` draws the
+figures apart, so that the metrics are kept before any figure can fail.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from mwvae.evaluation.coherence import (
     target_styles,
 )
 from mwvae.evaluation.figures import (
+    draw_safely,
     observation_settings,
     plot_caption_reconstructions,
     plot_conditional_generation,
@@ -162,21 +166,20 @@ def encode_means(model: MultimodalVAE, m: str, x: torch.Tensor, size: int) -> to
 @torch.no_grad()
 def probes(
     model: MultimodalVAE, train: Split, test: Split, class_key: str, size: int
-) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+) -> dict[str, float]:
     """`probe/<m>`: linear-probe accuracy of the class on the posterior mean of
-    each non-categorical modality alone; returns the test means too."""
-    metrics, means = {}, {}
+    each non-categorical modality alone."""
+    metrics = {}
     for m in model.modality_names:
         if m in categorical(model) or m not in train or not model.can_infer_from([m]):
             continue
-        train_means, means[m] = (
-            encode_means(model, m, train[m], size),
-            encode_means(model, m, test[m], size),
-        )
         metrics[f"probe/{m}"] = linear_probe_accuracy(
-            train_means, train[class_key], means[m], test[class_key]
+            encode_means(model, m, train[m], size),
+            train[class_key],
+            encode_means(model, m, test[m], size),
+            test[class_key],
         )
-    return metrics, means
+    return metrics
 
 
 @torch.no_grad()
@@ -251,10 +254,9 @@ def evaluate(
     model: MultimodalVAE,
     datamodule,
     settings: EvaluationSettings | dict[str, Any] | None = None,
-    output_dir: Path | str = ".",
 ) -> dict[str, float]:
-    """Every metric the model admits on the test split, as `test/<name>`, and
-    the figures in `output_dir/figures`."""
+    """Every metric the model admits on the test split, as `test/<name>` (the
+    figures are `draw_evaluation_figures`', drawn once these are kept)."""
     settings = resolve_settings(settings)
     model.eval()
     datamodule.setup()
@@ -275,83 +277,176 @@ def evaluate(
         metrics |= coherences(model, data, classes, classifiers, size, settings.joint_samples)
     metrics |= style_errors(model, data, size)
     metrics |= likelihood_metrics(model, data, **asdict(settings.likelihood), seed=settings.seed)
-    means = {}
     if classes is not None:
         train = datamodule.splits["train"]
-        probed, means = probes(model, train, {**data, class_key: classes}, class_key, size)
-        metrics |= probed
+        metrics |= probes(model, train, {**data, class_key: classes}, class_key, size)
     metrics |= alignment(model, data, size)
-    captioned = getattr(datamodule, "captioned", {}).get("test")
-    paired = tuple(datamodule.MODALITIES) if captioned is not None else None
-    if paired is not None and set(paired) <= set(model.modality_names):
+    captioned, paired = captions(datamodule, model)
+    if captioned is not None:
         metrics |= retrieval(model, captioned, paired, size)
     # Last, and from streams of its own: the numbers above do not depend on it.
     metrics |= frechet_metrics(model, data, classifiers, settings.fd_samples, size, settings.seed)
-    if settings.figures:
-        figures = Path(output_dir) / "figures"
-        read = readers(model, {m: c.predict for m, c in classifiers.items()})
-        draw_evaluation_figures(
-            model, data, classes, means, figures, captioned, paired, read, settings.seed
-        )
     return {f"test/{k}": v for k, v in metrics.items()}
 
 
-@torch.no_grad()
+def captions(datamodule, model: MultimodalVAE) -> tuple[CaptionedSplit | None, tuple | None]:
+    """The captioned test split and its (image, caption) modalities, when the
+    data have captions and the model reads both; else (None, None)."""
+    captioned = getattr(datamodule, "captioned", {}).get("test")
+    paired = tuple(datamodule.MODALITIES) if captioned is not None else None
+    if paired is None or not set(paired) <= set(model.modality_names):
+        return None, None
+    return captioned, paired
+
+
 def draw_evaluation_figures(
+    model: MultimodalVAE,
+    datamodule,
+    settings: EvaluationSettings | dict[str, Any] | None = None,
+    output_dir: Path | str = ".",
+) -> list[Path]:
+    """The evaluation's figures (`figure_plan`) in `output_dir/figures`, from
+    the test split and the cached classifiers; one that fails is logged and
+    skipped."""
+    settings = resolve_settings(settings)
+    model.eval()
+    datamodule.setup()
+    class_key = getattr(datamodule, "class_key", None)
+    classifiers = load_classifiers(datamodule, model.modality_names)
+    read = readers(model, {m: c.to(model.device).predict for m, c in classifiers.items()})
+    test = whole(datamodule.test_dataloader())
+    classes = datamodule.splits["test"][class_key] if class_key else None
+    captioned, paired = captions(datamodule, model)
+    plan = figure_plan(
+        model,
+        {m: test[m] for m in model.modality_names},
+        classes,
+        Path(output_dir) / "figures",
+        captioned,
+        paired,
+        read,
+        settings.seed,
+        settings.batch_size,
+    )
+    return draw_planned(plan)
+
+
+def one_of_each_class(classes: torch.Tensor, limit: int = 10) -> torch.Tensor:
+    """The first example of each class, in class order (at most `limit`
+    classes): every digit once."""
+    return torch.stack([(classes == c).nonzero()[0, 0] for c in classes.unique()[:limit]])
+
+
+def figure_plan(
     model: MultimodalVAE,
     test: Split,
     classes: torch.Tensor | None,
-    means: dict[str, torch.Tensor],
     figures_dir: Path,
     captioned: CaptionedSplit | None = None,
     paired: tuple[str, str] | None = None,
     read: dict[str, Reader] | None = None,
     seed: int = 0,
-) -> list[Path]:
-    """The observation settings' reconstruction grids of the first image-like
-    modality (with the first categorical one's decoded classes), style
-    transfer, or, with several image-like modalities and no categorical one
-    (PolyMNIST), MoPoE's grids of prior samples and of conditional
-    generation (annotated with the classes `read` reads); the latent
-    projection, and COCO's caption figure."""
-    paths = []
-    name = type(model).__name__
-    if paired is not None and set(paired) <= set(model.modality_names):
+    batch_size: int = 1000,
+) -> dict[str, Callable[[], Path]]:
+    """What to draw, by figure name: the observation settings'
+    reconstructions of the first image-like modality and the first
+    categorical one, and style transfer; or, with several image-like
+    modalities and no categorical one (PolyMNIST), MoPoE's grids of prior
+    samples and of conditional generation (annotated with the classes `read`
+    reads); the latent projection, and COCO's caption figure."""
+    plan: dict[str, Callable[[], Path]] = {}
+    name = model.display_name
+    if captioned is not None:
         rows = captioned.first_caption[:8]
-        paths.append(
-            plot_caption_reconstructions(
-                model,
-                captioned.images[:8].to(model.device),
-                captioned.captions[rows].to(model.device),
-                [captioned.texts[r] for r in rows],
-                figures_dir / "caption_reconstructions.png",
-                paired,
-            )
+        plan["caption_reconstructions"] = partial(
+            plot_caption_reconstructions,
+            model,
+            captioned.images[:8].to(model.device),
+            captioned.captions[rows].to(model.device),
+            [captioned.texts[r] for r in rows],
+            figures_dir / "caption_reconstructions.png",
+            paired,
         )
     batch = {m: t[:32].to(model.device) for m, t in test.items()}
     pixels = image_like(model)
     images, labels = pixels[:1], categorical(model)[:1]
     if images and labels:
-        for setting, observed in observation_settings(model.modality_names).items():
-            if model.can_infer_from(observed):
-                title = f"{name}, observed: {' + '.join(observed)}"
-                path = figures_dir / f"reconstructions_{setting}.png"
-                paths.append(
-                    plot_reconstructions(model, batch, observed, path, title, images[0], labels[0])
-                )
+        keys = (images[0], labels[0])
+        truth = test[keys[1]] if classes is None else classes
+        shown = one_of_each_class(truth)
+        settings = {
+            setting: observed
+            for setting, observed in observation_settings(model.modality_names).items()
+            if model.can_infer_from(observed) and set(observed) & set(keys)
+        }
+        plan["reconstructions"] = partial(
+            plot_reconstructions,
+            model,
+            {m: t[shown].to(model.device) for m, t in test.items()},
+            settings,
+            figures_dir / "reconstructions.png",
+            f"{name}: reconstructions from each observation setting",
+            keys,
+            truth[shown],
+            read,
+        )
         if images[0] in model.private_modalities:
-            path = figures_dir / "style_transfer.png"
-            paths.append(plot_style_transfer(model, batch, path, images[0], labels[0]))
+            plan["style_transfer"] = partial(
+                plot_style_transfer, model, batch, figures_dir / "style_transfer.png", *keys
+            )
     elif len(pixels) > 1 and not labels:
         truth = None if classes is None else classes[:32].to(model.device)
-        path, title = figures_dir / "prior_samples.png", f"{name}: prior samples"
-        paths.append(plot_prior_samples(model, pixels, path, title, read, seed=seed))
-        path, title = figures_dir / "conditional_generation.png", f"{name}: conditional generation"
-        paths.append(plot_conditional_generation(model, batch, pixels, path, title, read, truth))
-    if means and classes is not None:
-        m = next(iter(means))
-        title = f"{name}: {m} posterior means, first two principal components"
-        paths.append(
-            plot_latent_projection(means[m], classes, figures_dir / "latent_projection.png", title)
+        plan["prior_samples"] = partial(
+            plot_prior_samples,
+            model,
+            pixels,
+            figures_dir / "prior_samples.png",
+            f"{name}: prior samples",
+            read,
+            seed=seed,
         )
-    return paths
+        plan["conditional_generation"] = partial(
+            plot_conditional_generation,
+            model,
+            batch,
+            pixels,
+            figures_dir / "conditional_generation.png",
+            f"{name}: conditional generation",
+            read,
+            truth,
+        )
+    encoded = [m for m in model.modality_names if m not in categorical(model)]
+    encoded = [m for m in encoded if model.can_infer_from([m])]
+    if encoded and classes is not None:
+        plan["latent_projection"] = partial(
+            project_latents,
+            model,
+            encoded[0],
+            test,
+            classes,
+            figures_dir / "latent_projection.png",
+            batch_size,
+        )
+    return plan
+
+
+@torch.no_grad()
+def project_latents(
+    model: MultimodalVAE,
+    m: str,
+    test: Split,
+    classes: torch.Tensor,
+    out_path: Path,
+    batch_size: int,
+) -> Path:
+    """The latent projection of m's posterior means of the test split."""
+    title = f"{model.display_name}: posterior means of the {m}, by class"
+    means = encode_means(model, m, test[m], batch_size)
+    return plot_latent_projection(means, classes, out_path, title)
+
+
+def draw_planned(plan: dict[str, Callable[[], Path]]) -> list[Path]:
+    """Every figure of a `figure_plan`: one that fails is logged and skipped
+    (`draw_safely`), the others are drawn."""
+    drawn = [draw_safely(name, draw) for name, draw in plan.items()]
+    return [path for path in drawn if path is not None]

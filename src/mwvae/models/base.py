@@ -135,6 +135,8 @@ class MultimodalVAE(Configurable, pl.LightningModule):
     # joint encoder needs them all), and whether the model reads one modality.
     trains_on_incomplete_data = True
     unimodal = False
+    # The model's name in the papers, for figure titles (each model names itself).
+    display_name = "multimodal VAE"
 
     def __init__(
         self,
@@ -175,6 +177,9 @@ class MultimodalVAE(Configurable, pl.LightningModule):
         # The run's seed (what `pl.seed_everything` set), kept in checkpoints: the
         # random draws of every step derive from it, not from the RNG's history.
         self.rng_seed = torch.initial_seed()
+        # The resolved config of the run that trains it (`mwvae.train`), saved in
+        # its checkpoints: `mwvae.eval` rebuilds the data from the file alone.
+        self.run_config: dict[str, Any] | None = None
 
     def used_modalities(self, modalities: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """The data's modalities this model reads (all of them; VAE: one)."""
@@ -507,6 +512,8 @@ class MultimodalVAE(Configurable, pl.LightningModule):
         # Lets `mwvae.load_model` rebuild the right class from the file alone.
         checkpoint["mwvae_model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
         checkpoint["mwvae_rng_seed"] = self.rng_seed
+        if self.run_config is not None:
+            checkpoint["mwvae_run_config"] = self.run_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # A resumed run keeps the random streams of the run it continues.

@@ -87,6 +87,8 @@ def mmd_penalty(c: Tensor, s: Tensor, examples: Mask = None) -> Tensor:
 
 
 class FMWVAE(PrivateCodes, MWVAE):
+    display_name = "FMW-VAE"  # with or without alignment
+
     @dataclass
     class Options(MWVAE.Options):
         private_dim: int = bounded(10, minimum=0)  # size of each private code

@@ -27,6 +27,7 @@ JOINT = "joint"
 
 
 class JMVAE(MultimodalVAE):
+    display_name = "JMVAE-kl"
     trains_on_incomplete_data = False  # every term needs the joint posterior
 
     @dataclass

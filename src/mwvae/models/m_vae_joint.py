@@ -39,6 +39,7 @@ def joint_encoder(
 
 
 class JointMVAE(MultimodalVAE):
+    display_name = "M-VAE (joint encoder)"
     trains_on_incomplete_data = False  # the joint encoder reads every modality
     Options = JointEncoderOptions
 

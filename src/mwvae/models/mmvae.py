@@ -38,6 +38,8 @@ def mixture_log_prob(
 
 
 class MMVAE(MultimodalVAE):
+    display_name = "MMVAE"
+
     def fuse(
         self, posteriors: dict[str, DiagGaussian], presence: Presence | None = None
     ) -> DiagGaussian:

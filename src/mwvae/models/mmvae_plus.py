@@ -80,6 +80,8 @@ def stopped(q: DiagGaussian) -> DiagGaussian:
 
 
 class MMVAEPlus(PrivateCodes, MMVAE):
+    display_name = "MMVAE+"
+
     @dataclass
     class Options(MMVAE.Options):
         private_dim: int = bounded(32, minimum=0)  # size of each private code w_m

@@ -34,6 +34,8 @@ MOST_DECODED_SUBSETS = 7  # `auto` decodes every subset up to 3 modalities
 
 
 class MoPoE(MultimodalVAE):
+    display_name = "MoPoE-VAE"
+
     @dataclass
     class Options(MultimodalVAE.Options):
         # How the reconstruction term averages over the subsets (see the module docstring).

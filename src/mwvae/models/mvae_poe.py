@@ -29,6 +29,8 @@ from mwvae.presence import Presence
 
 
 class MVAEPoE(MultimodalVAE):
+    display_name = "mVAE-PoE"
+
     @dataclass
     class Options(MultimodalVAE.Options):
         subsample: bool = True  # add each single modality's ELBO (false: the joint ELBO only)

@@ -46,6 +46,8 @@ from mwvae.presence import Presence, batch_mean
 
 
 class MVTCAE(MultimodalVAE):
+    display_name = "MVTCAE"
+
     @dataclass
     class Options(MultimodalVAE.Options):
         # Total correlation ratio: the share of the conditional VIB terms (0: the PoE's ELBO).

@@ -23,6 +23,11 @@ class MWVAE(MultimodalVAE):
     class Options(MultimodalVAE.Options):
         align_weight: float = bounded(10.0, minimum=0)  # lambda (0: M-VAE, W2 only logged)
 
+    @property
+    def display_name(self) -> str:
+        """Without alignment this is the factorized M-VAE (`model=m_vae`)."""
+        return "MW-VAE" if self.options.align_weight else "M-VAE"
+
     def fuse(
         self, posteriors: dict[str, DiagGaussian], presence: Presence | None = None
     ) -> DiagGaussian:

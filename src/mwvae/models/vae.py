@@ -16,6 +16,7 @@ class VAE(MultimodalVAE):
     KeyError for any other.
     """
 
+    display_name = "VAE"
     unimodal = True
 
     @dataclass
