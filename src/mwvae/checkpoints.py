@@ -30,6 +30,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names it, why, and what to do."""
 
 
+class IncompleteCheckpointError(CheckpointError):
+    """A file that is not a whole zip archive (truncated, or not a checkpoint)."""
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint at `path` (tensors memory-mapped); CheckpointError when
     it is not one, UntrustedFileError when it holds more than tensors and
@@ -38,7 +42,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
-        raise CheckpointError(
+        raise IncompleteCheckpointError(
             f"{path} is not a complete checkpoint: truncated (a full disk, a killed copy) "
             "or not a checkpoint at all"
         )
@@ -54,9 +58,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def class_name(model_or_class: Any) -> str:
-    owner = model_or_class if isinstance(model_or_class, type) else type(model_or_class)
-    return f"{owner.__module__}.{owner.__qualname__}"
+def class_name(model: torch.nn.Module) -> str:
+    """What checkpoints record as `mwvae_model_class` (`mwvae.load_model` reads it)."""
+    return f"{type(model).__module__}.{type(model).__qualname__}"
 
 
 def mismatch(checkpoint: dict[str, Any], model: torch.nn.Module) -> str | None:
@@ -65,13 +69,12 @@ def mismatch(checkpoint: dict[str, Any], model: torch.nn.Module) -> str | None:
     written, wanted = checkpoint["mwvae_model_class"], class_name(model)
     if written != wanted:
         return f"it was written by {written.rpartition('.')[2]}, this run trains {wanted.rpartition('.')[2]}"
-    hparams, ours = checkpoint.get("hyper_parameters", {}), model.hparams
-    for key, what in (("modalities", "modalities"), ("latent_dim", "latent size")):
-        theirs, mine = hparams.get(key), ours.get(key)
-        if key == "modalities":
-            theirs, mine = sorted(theirs or {}), sorted(mine or {})
-        if theirs != mine:
-            return f"its {what} is {theirs}, this run's is {mine}"
+    hparams = checkpoint.get("hyper_parameters", {})
+    theirs, mine = sorted(hparams.get("modalities") or {}), sorted(model.hparams["modalities"])
+    if theirs != mine:
+        return f"its modalities is {theirs}, this run's is {mine}"
+    if hparams.get("latent_dim") != model.hparams["latent_dim"]:
+        return f"its latent size is {hparams.get('latent_dim')}, this run's is {model.latent_dim}"
     shapes = {name: tuple(t.shape) for name, t in checkpoint["state_dict"].items()}
     for name, tensor in model.state_dict().items():
         if shapes.get(name) != tuple(tensor.shape):
@@ -130,7 +133,7 @@ def resume_from(ckpt_path: str | None, folder: Path, model: torch.nn.Module) -> 
             usable.append(check_for_resume(path, model))
         except CheckpointError as error:
             problems.append(str(error))
-            if not zipfile.is_zipfile(path):
+            if isinstance(error, IncompleteCheckpointError):
                 unreadable.append(path)
     if not usable:
         raise CheckpointError(

@@ -30,6 +30,7 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor, nn
 
+from mwvae.checkpoints import class_name
 from mwvae.gaussians import (
     DiagGaussian,
     kl_to_standard_normal,
@@ -510,7 +511,7 @@ class MultimodalVAE(Configurable, pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lets `mwvae.load_model` rebuild the right class from the file alone.
-        checkpoint["mwvae_model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        checkpoint["mwvae_model_class"] = class_name(self)
         checkpoint["mwvae_rng_seed"] = self.rng_seed
         if self.run_config is not None:
             checkpoint["mwvae_run_config"] = self.run_config
