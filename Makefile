@@ -26,6 +26,7 @@ $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -c "from mwvae.config.snapshots import save_all; save_all()"  # quick config errors
 	touch $@
 
 $(MNIST): | $(INSTALLED)

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from mwvae.config import compose_config
 from mwvae.evaluation.suite import evaluate
 from mwvae.machine import machine
-from mwvae.train import seeded_model_and_data, train
+from mwvae.training import seeded_model_and_data, train
 from records import cell, commit  # experiments/ is the script's folder
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 from mwvae.checkpoints import CheckpointError, read_checkpoint, resume_from
 from mwvae.config import compose_config
 from mwvae.eval import run as evaluate_checkpoint
-from mwvae.train import build_model, train
+from mwvae.training import build_model, train
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [

@@ -18,7 +18,7 @@ import torch
 from hydra.utils import instantiate
 
 from mwvae.config import ConfigError, compose_config, validate
-from mwvae.train import build_model, build_trainer
+from mwvae.training import build_model, build_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

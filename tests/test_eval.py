@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 
 from mwvae.config import compose_config
 from mwvae.evaluation.suite import draw_evaluation_figures, evaluate
-from mwvae.train import build_model
+from mwvae.training import build_model
 
 from .test_train import MODELS, QUIET
 

@@ -11,7 +11,7 @@ import torch
 
 from mwvae.config import CONF_DIR
 from mwvae.data.coco_demo import generate_coco_demo
-from mwvae.train import train
+from mwvae.training import train
 from tests.test_train import config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from mwvae import load_model
 from mwvae.callbacks import NonFiniteGuard, NonFiniteLossError
 from mwvae.config import compose_config
-from mwvae.train import build_model, build_trainer
+from mwvae.training import build_model, build_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = [

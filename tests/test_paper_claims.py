@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mwvae.train import train
+from mwvae.training import train
 
 from .test_train import config
 

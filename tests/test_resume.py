@@ -21,7 +21,7 @@ import torch
 
 from mwvae.config import compose_config
 from mwvae.data.loader import ClassPairedLoader
-from mwvae.train import train
+from mwvae.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [

@@ -14,7 +14,7 @@ from mwvae.data import MNISTDataModule, mnist_source
 from mwvae.data.mnist_source import DatasetMissingError
 from mwvae.models import MWVAE
 from mwvae.safe_pickle import UnsafePickleError, restricted_loads
-from mwvae.train import train
+from mwvae.training import train
 from tests.models.tiny import make_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from mwvae import load_model
 from mwvae.config import ConfigError, compose_config
 from mwvae.config.catalog import model_class, model_names
 from mwvae.data.mnist_source import DatasetMissingError
-from mwvae.train import train
+from mwvae.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBSET = "data.subset={train:512,val:256,test:256}"
@@ -123,8 +123,11 @@ def test_cli_writes_the_run_folder_and_resumes_from_last(tmp_path):
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 1  # the second epoch ran; the first was not repeated
     with (run_dir / "history.csv").open() as file:
-        validated = [int(row["epoch"]) for row in csv.DictReader(file) if row.get("val/loss")]
+        rows = list(csv.DictReader(file))
+    validated = [int(row["epoch"]) for row in rows if row.get("val/loss")]
     assert validated == [0, 1]  # the history of the first run was kept and continued
+    # Fewer steps an epoch than log_every_n_steps: each epoch's last step is recorded.
+    assert [int(row["epoch"]) for row in rows if row.get("train/loss")] == [0, 1]
 
 
 def test_a_failing_figure_costs_neither_the_metrics_nor_the_other_figures(

@@ -14,7 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from mwvae.config import compose_config
 from mwvae.machine import cpu_name
-from mwvae.train import build_model
+from mwvae.training import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 NORMAL_OPS = {

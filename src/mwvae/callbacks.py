@@ -12,14 +12,21 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_only
 
 
+def logs_training_step(trainer: pl.Trainer, steps_done: int) -> bool:
+    """Whether the training step that makes `steps_done` steps logs its
+    metrics: every `log_every_n_steps` (the steps the loggers write) and each
+    epoch's last, so that an epoch shorter than the interval has a point."""
+    return trainer.is_last_batch or steps_done % trainer.log_every_n_steps == 0
+
+
 class MetricHistory(pl.Callback):
     """Keeps the logged metrics as a CSV (`history.csv` in the run folder), so
     that the training-curve figures need no experiment logger.
 
-    Training metrics are recorded every `log_every_n_steps` steps of the
-    Trainer (the same steps W&B receives), validation metrics once per
-    validation epoch; the `train/<term>_epoch` means go to the loggers only. The file is rewritten at every epoch end, so an
-    interrupted run keeps its curves.
+    Training metrics are recorded at the steps the model logs them
+    (`logs_training_step`), validation metrics once per validation epoch;
+    the `train/<term>_epoch` means go to the loggers only. The file is
+    rewritten at every epoch end, so an interrupted run keeps its curves.
     """
 
     def __init__(self, path: str):
@@ -38,7 +45,7 @@ class MetricHistory(pl.Callback):
             )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step % trainer.log_every_n_steps == 0:
+        if logs_training_step(trainer, trainer.global_step):  # counted after the step
             self._record(trainer, "train/")
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
@@ -117,8 +124,8 @@ class NonFiniteGuard(pl.Callback):
     model keeps (`last_training_terms`, tensors).
 
     Reading a value makes the host wait for an accelerator, so `check` says when:
-    `every_step`; `log_steps`, only at the steps the loggers write (every
-    `trainer.log_every_n_steps`, which read the metrics anyway), where the
+    `every_step`; `log_steps`, only at the logging steps (`logs_training_step`,
+    which read the metrics anyway), where the
     first bad step may lie up to that many steps earlier and the saved state
     may already be non-finite; `auto`, every step on the CPU (a CPU tensor's
     value is there without waiting) and at logging steps on an accelerator.
@@ -138,7 +145,7 @@ class NonFiniteGuard(pl.Callback):
     def due(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
         if self.mode(pl_module) == "every_step":
             return True
-        return (trainer.global_step + 1) % trainer.log_every_n_steps == 0
+        return logs_training_step(trainer, trainer.global_step + 1)
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         terms = pl_module.last_training_terms  # pl_module: a mwvae.models.MultimodalVAE

@@ -143,7 +143,7 @@ def resume_from(ckpt_path: str | None, folder: Path, model: torch.nn.Module) -> 
         )
     best = max(usable, key=lambda c: (c.step, c.path.stat().st_mtime_ns))
     for problem in problems:
-        log.warning("Skipped %s; resuming from %s instead", problem, best.path.name)
+        log.warning("Skipped a checkpoint: %s; resuming from %s instead", problem, best.path.name)
     for path in unreadable:  # else Lightning saves `last-v1.ckpt` beside a broken `last.ckpt`
         log.warning("Moved the unreadable %s to %s", path.name, set_aside(path).name)
     return warned(best)

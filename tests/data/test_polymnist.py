@@ -25,7 +25,7 @@ from mwvae.data.polymnist import (
     read_background_files,
 )
 from mwvae.options import OptionError
-from mwvae.train import train
+from mwvae.training import train
 from tests.test_train import config
 
 SMALL = {"train": 3000, "val": 1000, "test": 1000}

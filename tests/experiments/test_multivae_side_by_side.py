@@ -9,9 +9,9 @@ import json
 import pytest
 import torch
 
-import mwvae.train
+import mwvae.training
 from multivae_side_by_side import METRICS, config, main
-from mwvae.train import seeded_model_and_data
+from mwvae.training import seeded_model_and_data
 
 
 def test_both_trainings_start_from_the_weights_train_builds(tmp_path, monkeypatch):
@@ -23,10 +23,10 @@ def test_both_trainings_start_from_the_weights_train_builds(tmp_path, monkeypatc
         built.update({k: v.clone() for k, v in model.state_dict().items()})
         raise KeyboardInterrupt
 
-    build = mwvae.train.build_model
-    monkeypatch.setattr(mwvae.train, "build_model", capture)
+    build = mwvae.training.build_model
+    monkeypatch.setattr(mwvae.training, "build_model", capture)
     with pytest.raises(KeyboardInterrupt):
-        mwvae.train.train(cfg)
+        mwvae.training.train(cfg)
     monkeypatch.undo()
     model, _ = seeded_model_and_data(cfg)
     assert built and all(torch.equal(v, built[k]) for k, v in model.state_dict().items())

@@ -6,11 +6,13 @@
    3. the components' own cross-field checks (`parse_options`); 4. the
    arguments of the trainer and the optimizer against their signatures;
    5. what relates the components to each other. Each message starts with
-   the key.
+   the key. `precheck` runs 1 and 2 before any component's class is
+   imported, against the snapshots of their `Options` (`mwvae.config.snapshots`).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import types
 import typing
@@ -21,8 +23,9 @@ from hydra.utils import get_class, get_method
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
+from mwvae.config import snapshots
 from mwvae.config.schema import EvalConfig, TrainConfig
-from mwvae.options import OptionError, check, unknown_message
+from mwvae.options import OptionError, check, parse, unknown_message
 
 COMPONENTS = ("model", "data")  # the config nodes whose `_target_` declares their Options
 
@@ -39,19 +42,28 @@ def component_class(cfg: DictConfig, key: str) -> type:
         raise ConfigError(f"{key}._target_: cannot import {target!r} ({error})") from None
 
 
-def complete(cfg: DictConfig, components: tuple[str, ...] = COMPONENTS) -> None:
+def class_options(cfg: DictConfig, key: str) -> tuple[str, type]:
+    """The name and the `Options` of the class `cfg[key]` names (imported)."""
+    owner = component_class(cfg, key)
+    return owner.__name__, owner.Options
+
+
+def complete(
+    cfg: DictConfig,
+    components: tuple[str, ...] = COMPONENTS,
+    options_of: Callable[[DictConfig, str], tuple[str, type]] = class_options,
+) -> None:
     """Replace `cfg.model` and `cfg.data` (the `components`) by their options
-    with every default filled in from the class's `Options` (interpolations
-    kept), in place."""
+    with every default filled in from their `Options` (`options_of`: the
+    class's; interpolations kept), in place."""
     for key in components:
-        owner = component_class(cfg, key)
+        owner, schema = options_of(cfg, key)
         values = {k: v for k, v in cfg[key].items_ex(resolve=False) if k != "_target_"}
         try:
-            merged = OmegaConf.merge(OmegaConf.structured(owner.Options), values)
+            merged = OmegaConf.merge(OmegaConf.structured(schema), values)
         except ConfigKeyError as error:
             unknown = str(error.key).split(".")[0]
-            message = unknown_message(key, unknown, owner.__name__, owner.Options)
-            raise ConfigError(message) from None
+            raise ConfigError(unknown_message(key, unknown, owner, schema)) from None
         except ValidationError as error:
             reason = str(error.msg).splitlines()[0]  # without OmegaConf's key and type lines
             raise ConfigError(f"{key}.{error.full_key}: {reason}") from None
@@ -59,8 +71,26 @@ def complete(cfg: DictConfig, components: tuple[str, ...] = COMPONENTS) -> None:
         cfg[key] = OmegaConf.create({"_target_": cfg[key]._target_, **plain})
 
 
+def precheck(cfg: DictConfig) -> None:
+    """The checks of `validate` that need no class: the config's schema, and
+    the options of each component with a snapshot (`mwvae.config.snapshots`)
+    against it; `cfg` is left as it is. Raise ConfigError naming the key."""
+    cfg = copy.deepcopy(cfg)
+    found = {key: snapshots.load(cfg[key].get("_target_", "")) for key in COMPONENTS}
+    found = {key: options for key, options in found.items() if options is not None}
+    complete(cfg, tuple(found), lambda _, key: found[key])
+    try:
+        check(TrainConfig, cfg, "")
+        for key, (owner, schema) in found.items():
+            parse(schema, without_target(cfg[key]), key, owner)
+    except OptionError as error:
+        raise ConfigError(str(error)) from None
+
+
 def validate(cfg: DictConfig) -> None:
     """Every check of a training config; raise ConfigError naming the key."""
+    for key in COMPONENTS:  # first: the next run's precheck sees this run's mistakes
+        snapshots.save(cfg[key]._target_, component_class(cfg, key))
     complete(cfg)
     try:
         check(TrainConfig, cfg, "")

@@ -30,6 +30,7 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor, nn
 
+from mwvae.callbacks import logs_training_step
 from mwvae.checkpoints import class_name
 from mwvae.gaussians import (
     DiagGaussian,
@@ -439,11 +440,11 @@ class MultimodalVAE(Configurable, pl.LightningModule):
         return terms.loss
 
     def _log_training(self, metrics: dict[str, Tensor], batch_size: int) -> None:
-        """Training metrics reach Lightning only at the steps its loggers write
-        (every `log_every_n_steps`): each `self.log` call costs far more than
-        the tensor additions that keep the epoch means here."""
+        """Training metrics reach Lightning only at the logging steps
+        (`logs_training_step`): each `self.log` call costs far more than the
+        tensor additions that keep the epoch means here."""
         self._epoch_means.add(metrics, batch_size)
-        if self._trainer is None or (self.global_step + 1) % self.trainer.log_every_n_steps:
+        if self._trainer is None or not logs_training_step(self.trainer, self.global_step + 1):
             return
         metrics["beta"] = torch.tensor(self.beta_now)
         self.log_dict({f"train/{k}": v for k, v in metrics.items()}, on_step=True, on_epoch=False)
