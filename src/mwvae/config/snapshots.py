@@ -14,6 +14,7 @@ snapshot cannot express exactly is not.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -168,8 +169,8 @@ def rebuild_type(spec: Any) -> Any:
 
 def factory(hint: Any, value: Any) -> Any:
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return lambda: hint(**json.loads(json.dumps(value)))
-    return lambda: json.loads(json.dumps(value))  # a fresh copy each time
+        return lambda: hint(**copy.deepcopy(value))
+    return lambda: copy.deepcopy(value)  # a fresh copy each time
 
 
 def save_all() -> list[str]:

@@ -89,16 +89,15 @@ def precheck(cfg: DictConfig) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Every check of a training config; raise ConfigError naming the key."""
-    for key in COMPONENTS:  # first: the next run's precheck sees this run's mistakes
-        snapshots.save(cfg[key]._target_, component_class(cfg, key))
-    complete(cfg)
+    classes = {key: component_class(cfg, key) for key in COMPONENTS}
+    for key, owner in classes.items():  # first: the next run's precheck sees this run's mistakes
+        snapshots.save(cfg[key]._target_, owner)
+    complete(cfg, options_of=lambda _, key: (classes[key].__name__, classes[key].Options))
     try:
         check(TrainConfig, cfg, "")
         modalities = resolved(cfg.data.modalities)
-        component_class(cfg, "model").parse_options(
-            without_target(cfg.model), "model", modalities=modalities
-        )
-        component_class(cfg, "data").parse_options(without_target(cfg.data), "data")
+        classes["model"].parse_options(without_target(cfg.model), "model", modalities=modalities)
+        classes["data"].parse_options(without_target(cfg.data), "data")
     except OptionError as error:
         raise ConfigError(str(error)) from None
     check_arguments(get_class(cfg.trainer._target_), resolved(cfg.trainer), "trainer")
