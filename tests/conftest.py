@@ -11,6 +11,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = ROOT / "data" / "mnist"
 
+# Under pytest-xdist (one worker per core) every torch process of the suite
+# (worker, CLI runs, their children) computes on one thread: more would only
+# contend for the cores the other workers use.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 

@@ -8,8 +8,6 @@ exception types of the in-process failures.)"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from hydra.utils import instantiate
 
 from mwvae.config import ConfigError, compose_config, validate
 from mwvae.training import build_model, build_trainer
+from tests.cli import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,19 +65,12 @@ FAULTS = [
 def test_a_config_fault_fails_before_loading_data_and_names_the_key(tmp_path, override, expected):
     data_dir, run_dir = tmp_path / "data", tmp_path / "run"
     data_dir.mkdir()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mwvae.train",
-            override,
-            "logger=none",
-            f"paths.data_dir={data_dir}",
-            f"hydra.run.dir={run_dir}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = run_module(
+        "mwvae.train",
+        override,
+        "logger=none",
+        f"paths.data_dir={data_dir}",
+        f"hydra.run.dir={run_dir}",
         timeout=120,
     )
     assert result.returncode != 0

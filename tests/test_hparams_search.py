@@ -3,36 +3,29 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import yaml
 
+from tests.cli import run_module
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def search(log_dir: Path, sweep_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mwvae.train",
-            "hparams_search=mw_vae_optuna",
-            "hydra.sweeper.n_trials=3",
-            "data.subset={train:256,val:128,test:128}",
-            "trainer.max_epochs=1",
-            "figures=false",
-            "evaluate=false",
-            "callbacks.progress_bar.refresh_rate=0",
-            f"paths.root_dir={ROOT}",
-            f"paths.log_dir={log_dir}",
-            f"hydra.sweep.dir={sweep_dir}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    return run_module(
+        "mwvae.train",
+        "hparams_search=mw_vae_optuna",
+        "hydra.sweeper.n_trials=3",
+        "data.subset={train:256,val:128,test:128}",
+        "trainer.max_epochs=1",
+        "figures=false",
+        "evaluate=false",
+        "callbacks.progress_bar.refresh_rate=0",
+        f"paths.root_dir={ROOT}",
+        f"paths.log_dir={log_dir}",
+        f"hydra.sweep.dir={sweep_dir}",
     )
 
 

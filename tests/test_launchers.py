@@ -9,7 +9,6 @@ import os
 import re
 import struct
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from omegaconf import OmegaConf, open_dict
 
 from mwvae.config import CONF_DIR, compose_config, register_configs
 from mwvae.config.resolvers import available_cores, run_group, threads_per_job
+from tests.cli import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = [
@@ -36,22 +36,14 @@ SMALL = [
 
 def run_multirun(*overrides, sweep_dir: Path, env=None) -> subprocess.CompletedProcess:
     """`python -m mwvae.train -m ...`, one run folder per job: <sweep_dir>/<job number>."""
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mwvae.train",
-            "-m",
-            *SMALL,
-            f"hydra.sweep.dir={sweep_dir}",
-            "hydra.sweep.subdir=${hydra.job.num}",
-            *overrides,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    return run_module(
+        "mwvae.train",
+        "-m",
+        *SMALL,
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra.sweep.subdir=${hydra.job.num}",
+        *overrides,
         env={**os.environ, "WANDB_SILENT": "true", **(env or {})},
-        timeout=300,
     )
 
 

@@ -4,8 +4,6 @@ terms, and the state from before the bad update is saved and loads."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +16,7 @@ from mwvae import load_model
 from mwvae.callbacks import NonFiniteGuard, NonFiniteLossError
 from mwvae.config import compose_config
 from mwvae.training import build_model, build_trainer
+from tests.cli import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = [
@@ -107,20 +106,12 @@ def test_auto_checks_every_step_on_the_cpu_and_at_logging_steps_elsewhere():
 
 
 def test_the_cli_reports_a_nan_loss_as_an_error_without_a_traceback(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mwvae.train",
-            *SMALL,
-            f"hydra.run.dir={tmp_path}",
-            "+callbacks.poison._target_=tests.test_nonfinite.PoisonBatch",
-            "+callbacks.poison.step=2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_module(
+        "mwvae.train",
+        *SMALL,
+        f"hydra.run.dir={tmp_path}",
+        "+callbacks.poison._target_=tests.test_nonfinite.PoisonBatch",
+        "+callbacks.poison.step=2",
     )
     assert result.returncode == 1
     path = tmp_path / "checkpoints" / "nonfinite-step2.ckpt"

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ import torch
 from mwvae.config import compose_config
 from mwvae.data.loader import ClassPairedLoader
 from mwvae.training import train
+from tests.cli import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [
@@ -46,13 +46,12 @@ def killer(step: int | str, signal_name: str) -> list[str]:
 
 
 def run_cli(*overrides: str, multirun: bool = False) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mwvae.train", *(["-m"] if multirun else []), *RUN, *overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    return run_module(
+        "mwvae.train",
+        *(["-m"] if multirun else []),
+        *RUN,
+        *overrides,
         env={**os.environ, "HYDRA_FULL_ERROR": "1"},
-        timeout=300,
     )
 
 

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from mwvae.config import ConfigError, compose_config
 from mwvae.config.catalog import model_class, model_names
 from mwvae.data.mnist_source import DatasetMissingError
 from mwvae.training import train
+from tests.cli import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBSET = "data.subset={train:512,val:256,test:256}"
@@ -39,13 +39,12 @@ def config(tmp_path, *overrides):
 
 
 def run_cli(*overrides, run_dir: Path, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mwvae.train", *QUIET, f"hydra.run.dir={run_dir}", *overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    return run_module(
+        "mwvae.train",
+        *QUIET,
+        f"hydra.run.dir={run_dir}",
+        *overrides,
         env={**os.environ, **(env or {})},
-        timeout=300,
     )
 
 
