@@ -65,23 +65,31 @@ class Zygote:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            text=True,
+            bufsize=0,
         )
+        self.pending = b""  # answers read but not yet consumed
 
     def run(self, request: dict, timeout: float) -> int:
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
+        self.process.stdin.write((json.dumps(request) + "\n").encode())
         pid = self.answer()["pid"]
-        if not select.select([self.process.stdout], [], [], timeout)[0]:
+        try:
+            return self.answer(timeout)["returncode"]
+        except subprocess.TimeoutExpired:
             os.kill(pid, signal.SIGKILL)
             self.answer()
-            raise subprocess.TimeoutExpired(request["module"], timeout)
-        return self.answer()["returncode"]
+            raise
 
-    def answer(self) -> dict:
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the CLI zygote ended (exit status {self.process.wait()})")
+    def answer(self, timeout: float | None = None) -> dict:
+        """The zygote's next answer line; TimeoutExpired if none within `timeout`."""
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self.pending:
+            if not select.select([fd], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired("mwvae CLI", timeout)
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise RuntimeError(f"the CLI zygote ended (exit status {self.process.wait()})")
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
         return json.loads(line)
 
     def close(self) -> None:
