@@ -29,15 +29,15 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PRELOADED = ("torch", "pytorch_lightning", "hydra", "mwvae.training", "mwvae.evaluation.suite")
+PRELOADED = "mwvae.training"  # and with it torch, Lightning, Hydra and the evaluation
 
 
 def run_module(
     module: str, *args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess:
-    """`python -m <module> <args>` in `cwd` with `env` (default: this process's
-    environment), forked from the zygote; raises subprocess.TimeoutExpired
-    after `timeout` seconds, the child killed."""
+    """`python -m <module> <args>` in `cwd` with this process's environment
+    and `env`'s variables, forked from the zygote; raises
+    subprocess.TimeoutExpired after `timeout` seconds, the child killed."""
     command = [sys.executable, "-m", module, *args]
     with tempfile.TemporaryDirectory() as folder:
         outputs = {name: str(Path(folder) / name) for name in ("stdout", "stderr")}
@@ -45,7 +45,7 @@ def run_module(
             "module": module,
             "args": list(args),
             "cwd": str(cwd),
-            "env": dict(os.environ if env is None else env),
+            "env": {**os.environ, **(env or {})},
             **outputs,
         }
         try:
@@ -112,8 +112,7 @@ def serve() -> None:
     """The zygote's loop. The child leaves it by raising SystemExit (or any
     uncaught exception) out of the module it runs, so the interpreter ends
     as after `python -m`: traceback, atexit handlers, flushed streams."""
-    for name in PRELOADED:
-        __import__(name)
+    __import__(PRELOADED)
     channel = os.fdopen(os.dup(1), "w")  # answers; fd 1 itself is the children's
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     for line in sys.stdin:

@@ -5,7 +5,6 @@ launcher's config."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import struct
 import subprocess
@@ -43,7 +42,7 @@ def run_multirun(*overrides, sweep_dir: Path, env=None) -> subprocess.CompletedP
         f"hydra.sweep.dir={sweep_dir}",
         "hydra.sweep.subdir=${hydra.job.num}",
         *overrides,
-        env={**os.environ, "WANDB_SILENT": "true", **(env or {})},
+        env={"WANDB_SILENT": "true", **(env or {})},
     )
 
 

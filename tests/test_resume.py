@@ -10,7 +10,6 @@ and a re-launched multirun trains only the jobs that did not finish.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from pathlib import Path
@@ -51,7 +50,7 @@ def run_cli(*overrides: str, multirun: bool = False) -> subprocess.CompletedProc
         *(["-m"] if multirun else []),
         *RUN,
         *overrides,
-        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+        env={"HYDRA_FULL_ERROR": "1"},
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import subprocess
 from pathlib import Path
 
@@ -44,7 +43,7 @@ def run_cli(*overrides, run_dir: Path, env=None) -> subprocess.CompletedProcess:
         *QUIET,
         f"hydra.run.dir={run_dir}",
         *overrides,
-        env={**os.environ, **(env or {})},
+        env=env,
     )
 
 

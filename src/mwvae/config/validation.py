@@ -42,10 +42,13 @@ def component_class(cfg: DictConfig, key: str) -> type:
         raise ConfigError(f"{key}._target_: cannot import {target!r} ({error})") from None
 
 
+def named_options(owner: type) -> tuple[str, type]:
+    return owner.__name__, owner.Options
+
+
 def class_options(cfg: DictConfig, key: str) -> tuple[str, type]:
     """The name and the `Options` of the class `cfg[key]` names (imported)."""
-    owner = component_class(cfg, key)
-    return owner.__name__, owner.Options
+    return named_options(component_class(cfg, key))
 
 
 def complete(
@@ -92,7 +95,7 @@ def validate(cfg: DictConfig) -> None:
     classes = {key: component_class(cfg, key) for key in COMPONENTS}
     for key, owner in classes.items():  # first: the next run's precheck sees this run's mistakes
         snapshots.save(cfg[key]._target_, owner)
-    complete(cfg, options_of=lambda _, key: (classes[key].__name__, classes[key].Options))
+    complete(cfg, options_of=lambda _, key: named_options(classes[key]))
     try:
         check(TrainConfig, cfg, "")
         modalities = resolved(cfg.data.modalities)
