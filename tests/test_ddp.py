@@ -21,6 +21,7 @@ from pytorch_lightning.trainer.states import TrainerStatus
 from mwvae import load_model
 from mwvae.config import compose_config
 from mwvae.data.loader import ClassPairedLoader, InMemoryLoader, distributed_shard
+from mwvae.training import leave_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBSET = "data.subset={train:512,val:256,test:256}"
@@ -190,3 +191,21 @@ def test_ddp_cli_writes_one_timestamped_run_folder_from_rank_zero(tmp_path, mnis
         "test/w2",
     ):
         assert metrics[key] == pytest.approx(single[key], rel=1e-5), key
+
+
+def test_every_rank_leaves_a_gloo_group_before_rank_zero_evaluates(tmp_path):
+    """Lightning destroys only NCCL groups at exit; a rank exiting inside a
+    gloo group can abort, and Lightning then kills rank zero too."""
+    store = torch.distributed.FileStore(str(tmp_path / "store"), 1)
+    torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+    barriers = []
+    trainer = SimpleNamespace(strategy=SimpleNamespace(barrier=barriers.append))
+    try:
+        leave_process_group(trainer)
+        assert not torch.distributed.is_initialized()
+        assert barriers == ["leave_process_group"]  # no rank leaves while another still tests
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    leave_process_group(trainer)  # a single-process run has no group: nothing to do
+    assert barriers == ["leave_process_group"]

@@ -124,6 +124,7 @@ def fit_and_evaluate(
     metrics |= as_floats(trainer.test(model, datamodule, ckpt_path=evaluated, weights_only=True))
 
     metrics |= times
+    leave_process_group(trainer)
 
     if trainer.is_global_zero:
         if cfg.evaluate:
@@ -137,6 +138,18 @@ def fit_and_evaluate(
         log_final_metrics(trainer, metrics)
         log.info("Run folder: %s", output_dir.resolve())
     return metrics
+
+
+def leave_process_group(trainer: pl.Trainer) -> None:
+    """Under DDP, every rank leaves the process group here, together, once
+    testing is done: rank zero evaluates alone, and the other ranks exit.
+    Lightning destroys only NCCL groups at exit; a process that exits inside
+    a gloo group can abort in its teardown ("terminate called without an
+    active exception", pytorch/pytorch#190489), and Lightning then kills
+    every rank, rank zero mid-evaluation."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        trainer.strategy.barrier("leave_process_group")
+        torch.distributed.destroy_process_group()
 
 
 def fit_times(trainer: pl.Trainer) -> dict[str, float]:
