@@ -29,6 +29,12 @@ def coco_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def coco_cache(tmp_path_factory):
+    """A cache shared by the tests that only read `coco_root`: embedded once."""
+    return tmp_path_factory.mktemp("coco_cache")
+
+
+@pytest.fixture(scope="module")
 def embedder():
     return CaptionEmbedder()
 
@@ -41,18 +47,22 @@ def datamodule(root, cache_dir, **kwargs) -> COCODataModule:
     return dm
 
 
-def own_caption_embeddings(root, folder, embedder) -> dict[bytes, torch.Tensor]:
-    """Each image's pixels (as decoded independently) -> its captions'
-    embeddings, computed caption by caption."""
-    annotations = read_annotations(root / "annotations" / f"captions_{folder}.json")
-    texts = [text for captions in annotations.captions for text in captions]
-    embeddings = embedder.embed(texts, progress=False).split(
-        [len(captions) for captions in annotations.captions]
-    )
-    return {
-        load_image(root / folder / name, 32).tobytes(): own
-        for name, own in zip(annotations.file_names, embeddings, strict=True)
-    }
+@pytest.fixture(scope="module")
+def own_captions(coco_root, embedder) -> dict[str, dict[bytes, torch.Tensor]]:
+    """Per folder, each image's pixels (as decoded independently) -> its
+    captions' embeddings, computed caption by caption."""
+    own = {}
+    for folder in ("train2017", "val2017"):
+        annotations = read_annotations(coco_root / "annotations" / f"captions_{folder}.json")
+        texts = [text for captions in annotations.captions for text in captions]
+        embeddings = embedder.embed(texts, progress=False).split(
+            [len(captions) for captions in annotations.captions]
+        )
+        own[folder] = {
+            load_image(coco_root / folder / name, 32).tobytes(): mine
+            for name, mine in zip(annotations.file_names, embeddings, strict=True)
+        }
+    return own
 
 
 def assert_paired_with_own_caption(batch, own: dict[bytes, torch.Tensor]) -> list[int]:
@@ -68,10 +78,10 @@ def assert_paired_with_own_caption(batch, own: dict[bytes, torch.Tensor]) -> lis
 
 @pytest.mark.parametrize("choice", ["first", "random", "all"])
 def test_batches_pair_each_image_with_one_of_its_own_captions(
-    coco_root, tmp_path, embedder, choice
+    coco_root, coco_cache, own_captions, choice
 ):
-    dm = datamodule(coco_root, tmp_path, caption=choice)
-    own = own_caption_embeddings(coco_root, "train2017", embedder)
+    dm = datamodule(coco_root, coco_cache, caption=choice)
+    own = own_captions["train2017"]
     loader = dm.train_dataloader()
     chosen = []
     for epoch in range(2):
@@ -84,13 +94,13 @@ def test_batches_pair_each_image_with_one_of_its_own_captions(
         assert len(chosen) == 2 * n_images and len(set(chosen)) > 1
     else:
         assert len(chosen) == 2 * len(dm.captioned["train"].owner)  # every pair, each epoch
-    test_own = own_caption_embeddings(coco_root, "val2017", embedder)
+    test_own = own_captions["val2017"]
     for batch in dm.test_dataloader():
         assert set(assert_paired_with_own_caption(batch, test_own)) == {0}
 
 
-def test_splits_hold_out_validation_images_and_test_on_val2017(coco_root, tmp_path):
-    dm = datamodule(coco_root, tmp_path)
+def test_splits_hold_out_validation_images_and_test_on_val2017(coco_root, coco_cache):
+    dm = datamodule(coco_root, coco_cache)
     sizes = {name: len(split.images) for name, split in dm.captioned.items()}
     assert sizes == {"train": 18, "val": 6, "test": 8}
     assert all(len(split.owner) == 5 * len(split.images) for split in dm.captioned.values())
@@ -98,9 +108,9 @@ def test_splits_hold_out_validation_images_and_test_on_val2017(coco_root, tmp_pa
     assert torch.cdist(val, train).amin() > 0  # no image in both
 
 
-def test_standardized_captions_have_zero_mean_unit_std_on_train(coco_root, tmp_path):
-    raw = datamodule(coco_root, tmp_path).captioned["train"].captions
-    captions = datamodule(coco_root, tmp_path, standardize=True).captioned["train"].captions
+def test_standardized_captions_have_zero_mean_unit_std_on_train(coco_root, coco_cache):
+    raw = datamodule(coco_root, coco_cache).captioned["train"].captions
+    captions = datamodule(coco_root, coco_cache, standardize=True).captioned["train"].captions
     varying = raw.std(0) > 1e-6  # MiniLM has a few dead dimensions (|x| ~ 1e-32)
     assert varying.sum() > 300
     torch.testing.assert_close(captions.mean(0), torch.zeros(captions.shape[1]), atol=1e-4, rtol=0)
@@ -201,8 +211,8 @@ def test_demo_datamodule_generates_its_dataset_once(tmp_path):
 
 
 @pytest.mark.parametrize("choice", ["random", "all"])
-def test_a_trainer_on_an_accelerator_gets_batches_on_its_device(coco_root, tmp_path, choice):
-    dm = datamodule(coco_root, tmp_path, caption=choice)
+def test_a_trainer_on_an_accelerator_gets_batches_on_its_device(coco_root, coco_cache, choice):
+    dm = datamodule(coco_root, coco_cache, caption=choice)
     on_the_host = list(dm.train_dataloader())
     dm.trainer = SimpleNamespace(  # a running Trainer; `meta` stands in for a GPU
         world_size=1,
@@ -263,12 +273,6 @@ def test_a_caption_cache_with_the_wrong_number_of_rows_is_embedded_again(coco_ro
 # Weak supervision: images without captions, and modalities hidden by `paired_fraction`.
 
 MASKS = (mask_key("image"), mask_key("caption"))
-
-
-@pytest.fixture(scope="module")
-def coco_cache(tmp_path_factory):
-    """A cache shared by the tests that only read `coco_root`: embedded once."""
-    return tmp_path_factory.mktemp("coco_cache")
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from mwvae.data.cache import load_tensors, save_tensors
 from mwvae.evaluation.classifier import REQUIRED_ACCURACY, accuracy, load_classifiers
 
 
+@pytest.mark.slow  # trains on all 50k training digits once per clone (about 100 s on 2 cores)
 def test_cached_classifier_reads_test_digits_at_99_percent(mnist_dir):
     datamodule = MNISTDataModule(data_dir=str(mnist_dir))
     (classifier,) = load_classifiers(datamodule, ["image", "label"]).values()  # label: none
