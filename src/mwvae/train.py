@@ -7,6 +7,7 @@ on a small machine), and returns the metric an optimising sweeper asks for.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import signal
@@ -48,6 +49,8 @@ def main(cfg: DictConfig) -> float | None:
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from mwvae import training  # the heavy stack, once the config is known to be sane
+
+    gc.freeze()  # its objects live as long as the process: no collection need traverse them
 
     try:
         metrics, objects = training.train(cfg)
