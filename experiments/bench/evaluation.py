@@ -63,7 +63,7 @@ TINY = {
     "loop_examples": 2,
     "k": CHUNK + CHUNK // 2,  # a full chunk and a partial one
     "repeats": 1,
-    "overrides": ["data.subset={train:200,val:200,test:200}"],
+    "overrides": ["data.subset={train:256,val:128,test:128}"],  # the tests' classifier
     "evaluation": {"likelihood": {"k": 10, "num_samples": 20}, "joint_samples": 200},
 }
 
