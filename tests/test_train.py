@@ -4,9 +4,11 @@ checkpoints, resuming and config errors."""
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import logging
 import subprocess
+import weakref
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from mwvae import load_model
 from mwvae.config import ConfigError, compose_config
 from mwvae.config.catalog import model_class, model_names
 from mwvae.data.mnist_source import DatasetMissingError
+from mwvae.train import freeze_long_lived
 from mwvae.training import train
 from tests.cli import run_module
 
@@ -248,3 +251,19 @@ def test_coco_images_without_captions_train_with_the_caption_hidden(tmp_path):
     assert torch.isfinite(torch.tensor(metrics["test/loss"]))
     batch = next(iter(objects["datamodule"].train_dataloader()))
     assert (~batch["mask/caption"]).sum() == 10 and batch["mask/image"].all()
+
+
+def test_freezing_the_stack_frees_a_previous_jobs_garbage_first():
+    class Job:
+        pass
+
+    job = Job()
+    job.itself = job  # a cycle: only a collection frees it
+    previous = weakref.ref(job)
+    del job
+    try:
+        freeze_long_lived()
+        assert previous() is None
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
