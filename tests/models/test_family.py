@@ -4,6 +4,8 @@ that rebuilds it."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -64,3 +66,11 @@ def test_checkpoint_rebuilds_the_model(model_class, tmp_path):
     expected, actual = model.reconstruct(observed), loaded.reconstruct(observed)
     for m in expected:
         torch.testing.assert_close(actual[m], expected[m], rtol=0, atol=0)
+
+
+def test_the_saved_hyperparameters_are_the_models_own_copy():
+    modalities = copy.deepcopy(MODALITIES)
+    model = make_model(model_class("mw_vae"), modalities)
+    model.hparams["modalities"]["label"]["weight"] = 99.0
+    model.hparams["modalities"]["image"]["encoder"]["hidden_dims"].append(32)
+    assert modalities == MODALITIES  # the caller's specs are untouched

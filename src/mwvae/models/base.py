@@ -19,6 +19,7 @@ Training batches may hide modalities in some examples (`mask/<m>`, see
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 from collections.abc import Iterable, Mapping
@@ -151,12 +152,13 @@ class MultimodalVAE(Configurable, pl.LightningModule):
         self.options = self.parse_options(options, "model", modalities=modalities)
         self.latent_dim = latent_dim
         self.optimizer_spec = optimizer
-        # What rebuilds the model from a checkpoint alone: the options resolved.
+        # What rebuilds the model from a checkpoint alone: the options resolved,
+        # and copies of the caller's specs (editing one must not edit the other).
         self.save_hyperparameters(
             {
-                "modalities": modalities,
+                "modalities": copy.deepcopy(modalities),
                 "latent_dim": latent_dim,
-                "optimizer": optimizer,
+                "optimizer": copy.deepcopy(optimizer),
                 **dataclasses.asdict(self.options),
             }
         )
