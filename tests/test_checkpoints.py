@@ -150,8 +150,8 @@ def test_eval_of_a_moved_checkpoint_writes_only_beside_it(run, tmp_path, monkeyp
     shutil.copy(run / "checkpoints" / "last.ckpt", moved)
     shutil.rmtree(run)  # no run folder, no config.yaml
     monkeypatch.chdir(tmp_path)
-    # 512 training images, as tests/test_train.py's: their digit classifier is cached
-    data = ["+data.subset.train=512", "+data.subset.test=64"]
+    # 256 training images, as tests/test_train.py's: their digit classifier is cached
+    data = ["+data.subset.train=256", "+data.subset.test=64"]
     small = ["settings.figures=false", "settings.likelihood.num_samples=0", "threads=1"]
     with caplog.at_level(logging.INFO):
         metrics = run_eval(f"ckpt_path={moved}", *data, *small)
@@ -164,7 +164,7 @@ def test_eval_of_a_moved_checkpoint_writes_only_beside_it(run, tmp_path, monkeyp
     assert json.loads((moved.parent / "eval" / "metrics.json").read_text()) == metrics
     assert 0 <= metrics["test/coherence/image_to_label"] <= 1
     log = (moved.parent / "eval" / "eval.log").read_text()
-    assert "subsets {'train': 512, 'val': 128, 'test': 64}" in log
+    assert "subsets {'train': 256, 'val': 128, 'test': 64}" in log
 
 
 @pytest.mark.parametrize(

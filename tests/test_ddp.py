@@ -24,7 +24,7 @@ from mwvae.data.loader import ClassPairedLoader, InMemoryLoader, distributed_sha
 from mwvae.training import leave_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBSET = "data.subset={train:512,val:256,test:256}"
+SUBSET = "data.subset={train:256,val:128,test:128}"
 QUIET = [
     "callbacks.progress_bar.refresh_rate=0",
     f"paths.root_dir={ROOT}",
@@ -164,9 +164,9 @@ def test_ddp_cli_writes_one_timestamped_run_folder_from_rank_zero(tmp_path, mnis
     assert "test/loss" in tests and "test/loglik/joint" in tests
     assert all(math.isfinite(v) for v in tests.values())
 
-    # The epoch's 4 batches of 128 were split between the 2 ranks: 2 steps.
+    # The epoch's 2 batches of 128 were split between the 2 ranks: 1 step.
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    assert last["global_step"] == math.ceil(math.ceil(512 / 128) / 2)
+    assert last["global_step"] == math.ceil(math.ceil(256 / 128) / 2)
 
     # The validation and test metrics cover the whole splits (reduced across
     # ranks): the deterministic ones equal a single process's.

@@ -22,7 +22,7 @@ def built(tmp_path, model, data="mnist"):
             f"paths.output_dir={tmp_path}",
             f"model={model}",
             f"data={data}",
-            "data.subset={train:512,val:256,test:256}",  # tests/test_train.py's: one classifier
+            "data.subset={train:256,val:128,test:128}",  # tests/test_train.py's: one classifier
         ]
     )
     return build_model(cfg), instantiate(cfg.data, _recursive_=False)

@@ -25,7 +25,7 @@ from mwvae.training import train
 from tests.cli import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBSET = "data.subset={train:512,val:256,test:256}"
+SUBSET = "data.subset={train:256,val:128,test:128}"  # one digit classifier for the suite
 QUIET = [
     "logger=none",
     "callbacks.progress_bar.refresh_rate=0",
