@@ -18,7 +18,6 @@ line on stdin, answered by the child's pid and then its exit status.
 from __future__ import annotations
 
 import atexit
-import gc
 import json
 import os
 import runpy
@@ -30,7 +29,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PRELOADED = "mwvae.training"  # and with it torch, Lightning, Hydra and the evaluation
 
 
 def run_module(
@@ -113,10 +111,12 @@ def serve() -> None:
     """The zygote's loop. The child leaves it by raising SystemExit (or any
     uncaught exception) out of the module it runs, so the interpreter ends
     as after `python -m`: traceback, atexit handlers, flushed streams."""
-    __import__(PRELOADED)
-    # The imports left millions of objects that every child's collections
-    # would traverse again (a config error's run took twice as long).
-    gc.freeze()
+    # The preload: torch, Lightning, Hydra and the evaluation come with it.
+    from mwvae.training import freeze_long_lived
+
+    # As the CLI does once it has imported them, and before a config error's
+    # run would (it fails before that point): it took twice as long without.
+    freeze_long_lived()
     channel = os.fdopen(os.dup(1), "w")  # answers; fd 1 itself is the children's
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     for line in sys.stdin:

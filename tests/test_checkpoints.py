@@ -18,13 +18,14 @@ from mwvae.checkpoints import CheckpointError, read_checkpoint, resume_from
 from mwvae.config import compose_config
 from mwvae.eval import run as evaluate_checkpoint
 from mwvae.training import build_model, train
+from tests.subsets import SIZES, SUBSET
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [
     "logger=none",
     "callbacks.progress_bar.refresh_rate=0",
     f"paths.root_dir={ROOT}",
-    "data.subset={train:256,val:128,test:128}",
+    SUBSET,
     "data.batch_size=64",  # 4 steps an epoch
     "trainer.max_epochs=2",
     "evaluate=false",
@@ -150,8 +151,8 @@ def test_eval_of_a_moved_checkpoint_writes_only_beside_it(run, tmp_path, monkeyp
     shutil.copy(run / "checkpoints" / "last.ckpt", moved)
     shutil.rmtree(run)  # no run folder, no config.yaml
     monkeypatch.chdir(tmp_path)
-    # 256 training images, as tests/test_train.py's: their digit classifier is cached
-    data = ["+data.subset.train=256", "+data.subset.test=64"]
+    # The tests' training images (their digit classifier is cached), fewer test ones
+    data = [f"+data.subset.train={SIZES['train']}", "+data.subset.test=64"]
     small = ["settings.figures=false", "settings.likelihood.num_samples=0", "threads=1"]
     with caplog.at_level(logging.INFO):
         metrics = run_eval(f"ckpt_path={moved}", *data, *small)
@@ -164,7 +165,7 @@ def test_eval_of_a_moved_checkpoint_writes_only_beside_it(run, tmp_path, monkeyp
     assert json.loads((moved.parent / "eval" / "metrics.json").read_text()) == metrics
     assert 0 <= metrics["test/coherence/image_to_label"] <= 1
     log = (moved.parent / "eval" / "eval.log").read_text()
-    assert "subsets {'train': 256, 'val': 128, 'test': 64}" in log
+    assert f"subsets {{'train': {SIZES['train']}, 'val': 128, 'test': 64}}" in log
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,9 @@ from mwvae import load_model
 from mwvae.config import compose_config
 from mwvae.data.loader import ClassPairedLoader, InMemoryLoader, distributed_shard
 from mwvae.training import leave_process_group
+from tests.subsets import SIZES, SUBSET
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBSET = "data.subset={train:256,val:128,test:128}"
 QUIET = [
     "callbacks.progress_bar.refresh_rate=0",
     f"paths.root_dir={ROOT}",
@@ -166,7 +166,7 @@ def test_ddp_cli_writes_one_timestamped_run_folder_from_rank_zero(tmp_path, mnis
 
     # The epoch's 2 batches of 128 were split between the 2 ranks: 1 step.
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    assert last["global_step"] == math.ceil(math.ceil(256 / 128) / 2)
+    assert last["global_step"] == math.ceil(math.ceil(SIZES["train"] / 128) / 2)
 
     # The validation and test metrics cover the whole splits (reduced across
     # ranks): the deterministic ones equal a single process's.

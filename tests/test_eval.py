@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from mwvae.config import compose_config
 from mwvae.evaluation.suite import draw_evaluation_figures, evaluate
 from mwvae.training import build_model
+from tests.subsets import SUBSET
 
 from .test_train import MODELS, QUIET
 
@@ -22,7 +23,7 @@ def built(tmp_path, model, data="mnist"):
             f"paths.output_dir={tmp_path}",
             f"model={model}",
             f"data={data}",
-            "data.subset={train:256,val:128,test:128}",  # tests/test_train.py's: one classifier
+            SUBSET,
         ]
     )
     return build_model(cfg), instantiate(cfg.data, _recursive_=False)

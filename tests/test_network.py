@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.subsets import SUBSET
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Loaded by every Python process of the run through PYTHONPATH.
@@ -77,7 +79,7 @@ def test_a_training_run_with_evaluation_needs_no_network(tmp_path):
         "mwvae.train",
         "logger=wandb",
         "evaluate=true",
-        "data.subset={train:256,val:128,test:128}",
+        SUBSET,
         "trainer.max_epochs=1",
         "evaluation.likelihood.k=10",
         "evaluation.likelihood.num_samples=10",

@@ -20,12 +20,11 @@ from mwvae import load_model
 from mwvae.config import ConfigError, compose_config
 from mwvae.config.catalog import model_class, model_names
 from mwvae.data.mnist_source import DatasetMissingError
-from mwvae.train import freeze_long_lived
-from mwvae.training import train
+from mwvae.training import freeze_long_lived, train
 from tests.cli import run_module
+from tests.subsets import SUBSET
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBSET = "data.subset={train:256,val:128,test:128}"  # one digit classifier for the suite
 QUIET = [
     "logger=none",
     "callbacks.progress_bar.refresh_rate=0",

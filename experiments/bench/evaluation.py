@@ -63,7 +63,7 @@ TINY = {
     "loop_examples": 2,
     "k": CHUNK + CHUNK // 2,  # a full chunk and a partial one
     "repeats": 1,
-    "overrides": ["data.subset={train:256,val:128,test:128}"],  # the tests' classifier
+    "overrides": ["data.subset={train:256,val:128,test:128}"],  # tests/subsets.py's: one classifier
     "evaluation": {"likelihood": {"k": 10, "num_samples": 20}, "joint_samples": 200},
 }
 

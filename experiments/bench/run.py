@@ -18,7 +18,7 @@ from pathlib import Path
 
 from experiments.bench import caption_embedding, evaluation, roofline, scaling, training
 from mwvae.machine import machine
-from mwvae.train import freeze_long_lived
+from mwvae.training import freeze_long_lived
 
 SECTIONS = {
     "training": training,
