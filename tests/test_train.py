@@ -7,6 +7,7 @@ import csv
 import gc
 import json
 import logging
+import os
 import subprocess
 import weakref
 from pathlib import Path
@@ -16,11 +17,11 @@ import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from mwvae import load_model
+from mwvae import load_model, training
 from mwvae.config import ConfigError, compose_config
 from mwvae.config.catalog import model_class, model_names
 from mwvae.data.mnist_source import DatasetMissingError
-from mwvae.training import freeze_long_lived, train
+from mwvae.training import NVML_CHECK, freeze_long_lived, skip_unloadable_nvml, train
 from tests.cli import run_module
 from tests.subsets import SUBSET
 
@@ -266,3 +267,26 @@ def test_freezing_the_stack_frees_a_previous_jobs_garbage_first():
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def refuse_to_load(name):
+    raise OSError(f"{name}: cannot open shared object file")
+
+
+@pytest.mark.parametrize(
+    ("loads", "kept"), [(refuse_to_load, False), (lambda name: object(), True)]
+)
+def test_the_nvml_check_lightning_asks_for_is_dropped_only_where_nvml_cannot_load(
+    monkeypatch, loads, kept
+):
+    monkeypatch.setenv(NVML_CHECK, "1")
+    monkeypatch.setattr(training.ctypes, "CDLL", loads)
+    skip_unloadable_nvml()
+    assert (os.environ.get(NVML_CHECK) == "1") is kept
+
+
+def test_an_unset_nvml_check_stays_unset(monkeypatch):
+    monkeypatch.delenv(NVML_CHECK, raising=False)
+    monkeypatch.setattr(training.ctypes, "CDLL", refuse_to_load)
+    skip_unloadable_nvml()
+    assert NVML_CHECK not in os.environ

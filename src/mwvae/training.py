@@ -7,9 +7,11 @@ this module (torch, Lightning) only once the config passed its quick checks.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,26 @@ from mwvae.models.base import IncompleteDataError
 
 log = logging.getLogger(__name__)
 register_configs()
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
+def skip_unloadable_nvml() -> None:
+    """Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1, so that
+    `torch.cuda.is_available()` asks NVML (safe before a fork). Without an
+    NVIDIA driver NVML cannot be loaded, and torch tries to load it again at
+    every call before it falls back to the CUDA runtime's answer anyway:
+    once per optimizer step (`Optimizer.step` asks for the accelerator),
+    0.06-0.7 ms on this CPU machine. There the variable is dropped: the same
+    answers, without a failing `dlopen` per step."""
+    if os.environ.get(NVML_CHECK) != "1":
+        return
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")  # the library torch loads for it
+    except OSError:
+        del os.environ[NVML_CHECK]
+
+
+skip_unloadable_nvml()
 
 # What a user can fix: `mwvae.train` prints these as one line, without a traceback.
 USER_ERRORS = (
