@@ -16,7 +16,7 @@ WEAK := outputs/weak/$(shell date +%Y-%m-%d_%H-%M-%S)
 POLY := outputs/polymnist/$(shell date +%Y-%m-%d_%H-%M-%S)
 
 .PHONY: help install data train test test-slow lint format bench compare sweep coco-demo \
-	results peer-multivae exp-mvae-poe exp-m-vae exp-mw-vae exp-fmw-vae exp-weak exp-published exp-polymnist exp-coco clean
+	results peer-multivae peer-env exp-mvae-poe exp-m-vae exp-mw-vae exp-fmw-vae exp-weak exp-published exp-polymnist exp-coco clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,7 +53,7 @@ format: install ## Format the code and fix what ruff can
 	$(VENV)/bin/ruff format src tests experiments
 	$(VENV)/bin/ruff check --fix src tests experiments
 
-bench: install ## The benchmark suite (~8 min on 2 cores); dated report in experiments/bench/reports/
+bench: install ## The benchmark suite (~14 min on 2 cores; the multivae section makes .peer-env/ when it can); dated report in experiments/bench/reports/
 	$(PY) -m experiments.bench.run $(ARGS)
 
 compare: install ## Train every model of conf/model/ over 3 seeds (hours on a CPU); records and results.md in $(SWEEP)
@@ -61,11 +61,13 @@ compare: install ## Train every model of conf/model/ over 3 seeds (hours on a CP
 	$(PY) experiments/record.py $(SWEEP) --out $(SWEEP)/records
 	$(PY) experiments/compare.py $(SWEEP) | tee $(SWEEP)/results.md
 
-peer-multivae: install ## Our mvae_poe beside MultiVae's MVAE (same networks, init, data; 3 seeds x 5 epochs, ~25 min), MultiVae 1.0.3 in a throwaway .peer-env/
+peer-multivae: peer-env ## Our mvae_poe beside MultiVae's MVAE (same networks, init, data; 3 seeds x 5 epochs, ~25 min), MultiVae 1.0.3 in a throwaway .peer-env/
+	PYTHONPATH=src:experiments $(PEER_ENV)/bin/python experiments/multivae_side_by_side.py $(ARGS)
+
+peer-env: install ## MultiVae 1.0.3 in a throwaway .peer-env/ that also sees this project's packages (never a dependency)
 	test -x $(PEER_ENV)/bin/python || $(PYTHON) -m venv $(PEER_ENV)
 	$(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > "$$($(PEER_ENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/mwvae-project.pth"
 	$(PEER_ENV)/bin/python -c "import multivae" 2>/dev/null || $(PEER_ENV)/bin/pip install -q multivae==1.0.3
-	PYTHONPATH=src:experiments $(PEER_ENV)/bin/python experiments/multivae_side_by_side.py $(ARGS)
 
 results: install ## Regenerate the tables and figures of experiments/RESULTS.md and README.md from the records in experiments/results/
 	$(PY) experiments/report.py

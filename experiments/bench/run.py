@@ -16,12 +16,22 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from experiments.bench import caption_embedding, evaluation, roofline, scaling, training
+from experiments.bench import (
+    caption_embedding,
+    cli_epoch,
+    evaluation,
+    multivae,
+    roofline,
+    scaling,
+    training,
+)
 from mwvae.machine import machine
 from mwvae.training import freeze_long_lived
 
 SECTIONS = {
     "training": training,
+    "cli_epoch": cli_epoch,
+    "multivae": multivae,
     "roofline": roofline,
     "evaluation": evaluation,
     "captions": caption_embedding,

@@ -5,7 +5,10 @@ Inside one epoch of `Trainer.fit` (the callbacks of `make train` but the
 checkpoint), a callback times one step of the plain loop on a twin model
 before each Trainer step, so that drift on a shared machine hits both alike.
 Trainer time = the wall time of `fit` minus the plain steps: everything the
-Trainer adds (setup, hooks, logging, progress bar).
+Trainer adds (setup, hooks, logging, progress bar). The floor: the same for
+the fastest model with a bare Trainer (no callbacks, no progress bar) over a
+module whose step is only its objective's loss, what Lightning's own loop
+costs any module; the rest of the overhead is the framework's.
 """
 
 from __future__ import annotations
@@ -45,8 +48,18 @@ class LockstepPlainLoop(pl.Callback):
         self.steps += 1
 
 
-def measure(model_name: str, overrides: list[str], output_dir: str) -> dict:
-    """One epoch of `model_name`, Trainer and plain loop in lockstep."""
+def bare(model: pl.LightningModule) -> pl.LightningModule:
+    """The model with the least a Lightning step needs: the objective's loss
+    (no reseeding, no epoch means, no logging)."""
+    model.training_step = lambda batch, batch_idx: model.objective(batch).loss
+    model.on_train_batch_start = lambda batch, batch_idx: None
+    model.on_train_epoch_end = lambda: None
+    return model
+
+
+def measure(model_name: str, overrides: list[str], output_dir: str, floor: bool = False) -> dict:
+    """One epoch of `model_name`, Trainer and plain loop in lockstep (`floor`:
+    a bare Trainer over a bare module)."""
     cfg = compose(model_name, f"paths.output_dir={output_dir}", *overrides)
     datamodule = instantiate(cfg.data, _recursive_=False)
     datamodule.setup("fit")
@@ -58,7 +71,11 @@ def measure(model_name: str, overrides: list[str], output_dir: str) -> dict:
         warm.plain_step()
 
     plain = LockstepPlainLoop(build(cfg), datamodule.train_dataloader())
-    callbacks = [instantiate(spec) for name, spec in cfg.callbacks.items() if name != "checkpoint"]
+    callbacks = (
+        []
+        if floor
+        else [instantiate(spec) for name, spec in cfg.callbacks.items() if name != "checkpoint"]
+    )
     trainer = instantiate(
         cfg.trainer,
         max_epochs=1,
@@ -67,9 +84,10 @@ def measure(model_name: str, overrides: list[str], output_dir: str) -> dict:
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
+        enable_progress_bar=not floor,
         default_root_dir=output_dir,
     )
-    model = build(cfg)
+    model = bare(build(cfg)) if floor else build(cfg)
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
     trainer_seconds = time.perf_counter() - start - plain.seconds
@@ -97,7 +115,14 @@ def run(tiny: bool = False, models: list[str] | None = None) -> dict:
         fastest = sorted(results, key=lambda n: -results[n]["plain_samples_per_s"])
         large = [*overrides, f"data.batch_size={LARGE_BATCH}"]
         large_batch = {n: measure(n, large, output_dir) for n in fastest[:LARGE_BATCH_MODELS]}
-    return {"target": TARGET, "overrides": overrides, "models": results, "large_batch": large_batch}
+        floor = {fastest[0]: measure(fastest[0], overrides, output_dir, floor=True)}
+    return {
+        "target": TARGET,
+        "overrides": overrides,
+        "models": results,
+        "large_batch": large_batch,
+        "floor": floor,
+    }
 
 
 def model_table(models: dict[str, dict], target: float) -> list[str]:
@@ -141,6 +166,18 @@ def to_markdown(results: dict) -> str:
             "dispatches, the batch fetcher) and the garbage collections it triggers. That is a "
             "larger share of the faster models' steps; being per step, it shrinks with larger "
             "batches.",
+        ]
+    if results.get("floor"):
+        ((name, floor),) = results["floor"].items()
+        ours = models[name]["trainer_overhead_ms_per_step"] - floor["trainer_overhead_ms_per_step"]
+        lines += [
+            "",
+            f"Lightning's floor, {name}: a bare Trainer (no callbacks, no progress bar) over a "
+            "module whose step is only its objective's loss, in lockstep as above: ratio "
+            f"{floor['ratio']:.3f}, {floor['trainer_overhead_ms_per_step']:+.2f} ms per step, what "
+            "Lightning's loop costs any module on this machine; the callbacks of `make train` "
+            "(progress bar and non-finite guard included) and the framework's step (reseeding, "
+            f"epoch means, logging) add {ours:+.2f} ms to it.",
         ]
     if results.get("large_batch"):
         lines += [

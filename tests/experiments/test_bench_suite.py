@@ -29,6 +29,7 @@ def test_report_describes_the_machine_and_every_section(tiny_report):
     assert set(report["seconds"]) == {"training", "roofline"}
     for title in ("# Benchmark report", "## Training throughput", "## Roofline"):
         assert title in markdown
+    assert "Lightning's floor" in markdown
 
 
 def test_training_runs_both_loops_over_the_same_batches(tiny_report):
@@ -41,6 +42,7 @@ def test_training_runs_both_loops_over_the_same_batches(tiny_report):
         assert result["ratio"] == pytest.approx(result["plain_seconds"] / result["trainer_seconds"])
     fastest = max(results["models"], key=lambda n: results["models"][n]["plain_samples_per_s"])
     assert next(iter(results["large_batch"])) == fastest
+    assert list(results["floor"]) == [fastest] and results["floor"][fastest]["steps"] == 4
     assert all(r["batch_size"] == training.LARGE_BATCH for r in results["large_batch"].values())
 
 
@@ -145,3 +147,14 @@ def test_a_report_renders_again_from_its_json(tiny_report, tmp_path):
     saved.write_text(json.dumps(report))
     rendered = suite.render(saved).read_text()
     assert rendered.split("\n", 1)[1] == markdown.split("\n", 1)[1]  # all but the dated title
+
+
+def test_the_floor_steps_a_bare_module_on_its_objective_alone():
+    cfg = common.compose("vae", "data.subset={train:256,val:128,test:128}")
+    model = training.bare(common.build(cfg))
+    batch = common.synthetic_batch(["image"], 8)
+    torch.manual_seed(0)
+    step = model.training_step(batch, 0)
+    torch.manual_seed(0)
+    assert torch.equal(step, model.objective(batch).loss)
+    assert model.on_train_batch_start(batch, 0) is None and model.on_train_epoch_end() is None
