@@ -1,8 +1,9 @@
-"""Our `mvae_poe` beside MultiVae's MVAE: the same networks, initialisation and data.
+"""Our `mvae_poe` beside MultiVae's MVAE, and our `mopoe` beside its MoPoE:
+the same networks, initialisation and data.
 
-    make peer-multivae ARGS="--seeds 0,1,2 --epochs 5"
-    .peer-env/bin/python experiments/multivae_side_by_side.py [--seeds 0,1,2] [--epochs 5]
-        [--threads 1] [--override KEY=VALUE ...] [--out RECORD]
+    make peer-multivae ARGS="--seeds 0,1,2 --epochs 5 [--model mopoe]"
+    .peer-env/bin/python experiments/multivae_side_by_side.py [--model mvae_poe|mopoe]
+        [--seeds 0,1,2] [--epochs 5] [--threads 1] [--override KEY=VALUE ...] [--out RECORD]
     python experiments/multivae_side_by_side.py --table RECORD [RECORD ...]
 
 MultiVae is never a dependency: `make peer-multivae` installs it (1.0.3) into a
@@ -11,9 +12,12 @@ For each seed, one initialised set of our `mvae_poe` networks (MNIST
 binarised at 0.5, latent 20, the default networks, label weight 50, KL
 warm-up over `mvae_poe`'s 5 epochs) is trained twice on the same 50k
 training images: by our Trainer (`mwvae.train`, the best checkpoint by
-`val/loss`) and by MultiVae's BaseTrainer with its MVAE objective (the joint
+`val/loss`) and by MultiVae's BaseTrainer with its objective (MVAE: the joint
 and unimodal ELBOs; its model kept as its trainer keeps it: the last until
-the warm-up ends, then the best on the validation split). The trained
+the warm-up ends, then the best on the validation split). `--model mopoe`
+trains our `mopoe` as MultiVae's MoPoE computes it (`PEERS`: one subset's
+sample decoded per example, the prior an expert of the whole set's product
+only) beside MultiVae's MoPoE, without warm-up. The trained
 networks of both are then scored by our evaluation on the same test set, so
 the only differences left are the two objectives' code and the two training
 loops. `--override` changes both (Hydra overrides of the shared config, e.g.
@@ -61,20 +65,35 @@ def multivae():
             "MultiVae is not importable here: run `make peer-multivae` (it installs MultiVae "
             "1.0.3 into .peer-env/, never into this project's environment)"
         ) from None
-    from multivae.models import MVAE, MVAEConfig
+    import multivae.models
     from multivae.models.nn.default_architectures import BaseDecoder, BaseEncoder
     from multivae.trainers import BaseTrainer, BaseTrainerConfig
     from pythae.models.base.base_utils import ModelOutput
 
-    return MVAE, MVAEConfig, BaseEncoder, BaseDecoder, BaseTrainer, BaseTrainerConfig, ModelOutput
+    return multivae.models, BaseEncoder, BaseDecoder, BaseTrainer, BaseTrainerConfig, ModelOutput
 
 
-def config(seed: int, epochs: int, output_dir: Path, subset: str | None = None, overrides=()):
+# Per model: the overrides that make ours compute what MultiVae's computes.
+PEERS = {
+    "mvae_poe": [],
+    "mopoe": ["model.subsets=sampled", "model.prior_expert=whole_set"],
+}
+
+
+def config(
+    seed: int,
+    epochs: int,
+    output_dir: Path,
+    subset: str | None = None,
+    overrides=(),
+    model: str = "mvae_poe",
+):
     return compose_config(
         [
             *([f"data.subset={subset}"] if subset else []),
             *overrides,
-            "model=mvae_poe",
+            f"model={model}",
+            *PEERS[model],
             "data.binarize=threshold",
             f"seed={seed}",
             f"trainer.max_epochs={epochs}",
@@ -94,9 +113,7 @@ def train_ours(cfg) -> tuple[dict[str, float], float]:
 
 
 def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
-    MVAE, MVAEConfig, BaseEncoder, BaseDecoder, BaseTrainer, BaseTrainerConfig, ModelOutput = (
-        multivae()
-    )
+    models, BaseEncoder, BaseDecoder, BaseTrainer, BaseTrainerConfig, ModelOutput = multivae()
     from multivae.data.datasets.base import MultimodalBaseDataset
 
     model, datamodule = seeded_model_and_data(cfg)  # the weights `train` starts from
@@ -130,20 +147,25 @@ def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
         )
 
     options = model.options
-    peer = MVAE(
-        MVAEConfig(
-            n_modalities=2,
-            latent_dim=model.latent_dim,
-            input_dims={
-                "image": tuple(datamodule.splits["train"]["image"].shape[1:]),
-                "label": (classes,),
-            },  # fmt: skip
-            decoders_dist={"image": "bernoulli", "label": "categorical"},
-            uses_likelihood_rescaling=True,
-            rescale_factors={m: float(w) for m, w in model.recon_weights.items()},
-            warmup=int(options.kl_warmup_epochs),
-            beta=options.beta,
-        ),
+    shared = dict(
+        n_modalities=2,
+        latent_dim=model.latent_dim,
+        input_dims={
+            "image": tuple(datamodule.splits["train"]["image"].shape[1:]),
+            "label": (classes,),
+        },  # fmt: skip
+        decoders_dist={"image": "bernoulli", "label": "categorical"},
+        uses_likelihood_rescaling=True,
+        rescale_factors={m: float(w) for m, w in model.recon_weights.items()},
+        beta=options.beta,
+    )
+    if cfg.model._target_.endswith("MoPoE"):
+        peer_class, peer_config = models.MoPoE, models.MoPoEConfig(**shared)
+    else:
+        warmup = int(options.kl_warmup_epochs)
+        peer_class, peer_config = models.MVAE, models.MVAEConfig(**shared, warmup=warmup)
+    peer = peer_class(
+        peer_config,
         encoders={m: Encoder(model.encoders[m], m == "label") for m in ("image", "label")},
         decoders={m: Decoder(model.decoders[m]) for m in ("image", "label")},
     )
@@ -175,12 +197,13 @@ def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
 
 def rows(record: dict) -> list[str]:
     results, setting = record["seeds"], ", ".join(record.get("overrides", [])) or "defaults"
+    model = record.get("model", "mvae_poe")  # the records before --model
     lines = []
     for side in ("mwvae", "multivae"):
         cells = [cell([r[side]["metrics"][k] for r in results]) for k in METRICS]
         cells.append(cell([r[side]["fit_seconds"] for r in results]))
         lines.append(
-            f"| {side} | {setting} | {record['epochs']} | {len(results)} | "
+            f"| {model} | {side} | {setting} | {record['epochs']} | {len(results)} | "
             + " | ".join(cells)
             + " |"
         )
@@ -189,10 +212,10 @@ def rows(record: dict) -> list[str]:
 
 def table(records: list[dict]) -> str:
     lines = [
-        "| implementation | networks | epochs | seeds | "
+        "| model | implementation | networks | epochs | seeds | "
         + " | ".join(METRICS.values())
         + " | fit seconds |",
-        "|---|---|---|---|" + "---|" * (len(METRICS) + 1),
+        "|---|---|---|---|---|" + "---|" * (len(METRICS) + 1),
     ]
     return "\n".join(lines + [row for record in records for row in rows(record)])
 
@@ -201,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
+    parser.add_argument("--model", choices=list(PEERS), default="mvae_poe")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
@@ -219,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for seed in map(int, args.seeds.split(",")):
             folder = Path(scratch) / f"seed{seed}"
-            setting = (args.subset, args.override)
+            setting = (args.subset, args.override, args.model)
             ours, ours_seconds = train_ours(config(seed, args.epochs, folder / "ours", *setting))
             peer_cfg = config(seed, args.epochs, folder / "peer", *setting)
             peer, peer_seconds = train_multivae(peer_cfg, folder / "peer")
@@ -238,7 +262,8 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(f"seed {seed}: " + json.dumps(results[-1]), flush=True)
     record = {"commit": commit(), "date": datetime.date.today().isoformat()}
-    record |= {"machine": machine(), "epochs": args.epochs, "threads": args.threads}
+    record |= {"machine": machine(), "model": args.model}
+    record |= {"epochs": args.epochs, "threads": args.threads}
     record |= {"overrides": args.override, "seeds": results}
     print(table([record]))
     if args.out:

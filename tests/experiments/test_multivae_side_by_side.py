@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import mwvae.training
-from multivae_side_by_side import METRICS, config, main
+from multivae_side_by_side import METRICS, PEERS, config, main
 from mwvae.training import seeded_model_and_data
 
 
@@ -55,5 +55,18 @@ def test_records_are_tabulated_per_implementation_and_setting(tmp_path, capsys):
     path.write_text(json.dumps({"epochs": 5, "overrides": ["a=1"], "seeds": seeds}))
     main(["--table", str(path)])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[2] == "| mwvae | a=1 | 5 | 2 | " + "0.600 +- 0.141 | " * 3 + "11.0 +- 1.4 |"
-    assert lines[3] == "| multivae | a=1 | 5 | 2 | " + "0.700 +- 0.000 | " * 3 + "21.0 +- 1.4 |"
+    assert (
+        lines[2]
+        == "| mvae_poe | mwvae | a=1 | 5 | 2 | " + "0.600 +- 0.141 | " * 3 + "11.0 +- 1.4 |"
+    )
+    assert (
+        lines[3]
+        == "| mvae_poe | multivae | a=1 | 5 | 2 | " + "0.700 +- 0.000 | " * 3 + "21.0 +- 1.4 |"
+    )
+
+
+def test_our_mopoe_is_configured_to_compute_what_multivaes_computes(tmp_path):
+    cfg = config(0, 1, tmp_path, model="mopoe")
+    assert cfg.model._target_.endswith("MoPoE") and "mopoe" in PEERS
+    assert cfg.model.subsets == "sampled" and cfg.model.prior_expert == "whole_set"
+    assert cfg.model.kl_warmup_epochs == 0  # MultiVae's MoPoE has no warm-up

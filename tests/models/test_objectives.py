@@ -144,6 +144,24 @@ def test_mopoe_averages_the_elbos_of_every_subset():
     torch.testing.assert_close(loss, sum(terms) / len(subsets))
 
 
+def test_mopoe_with_the_prior_in_the_whole_sets_product_only():
+    """MoPoE's own code (and MultiVae's): a single modality's component is its
+    posterior itself; only the product of all modalities has p(z) too."""
+    model, batch = make_model(MoPoE, prior_expert="whole_set"), make_batch()
+    loss = model_loss(model, batch)
+    torch.manual_seed(SEED)
+    q = unimodal(model, batch)
+    components = [q["image"], q["label"], product([q["image"], q["label"]])]
+    terms = []
+    for component in components:
+        z = sample(component)
+        recon = nll(model, "image", z, batch) + nll(model, "label", z, batch)
+        terms.append(recon + kl_prior(component))
+    torch.testing.assert_close(loss, sum(terms) / len(components))
+    posterior = model.posterior({"label": batch["label"]})
+    torch.testing.assert_close(posterior.mu, q["label"].base_dist.loc)
+
+
 def test_mopoe_sampled_decodes_each_example_from_one_subset():
     model = make_model(MoPoE, modalities=MODALITIES3, subsets="sampled")
     batch = make_batch(n=40, modalities=MODALITIES3)

@@ -16,6 +16,12 @@ estimate of the same average at the cost of one decoding, as MoPoE's own
 code does by splitting the batch among the subsets), and `auto` is `all` up
 to three modalities and `sampled` beyond (PolyMNIST's five modalities would
 decode 31 times). The KL term is the exact average either way.
+
+`prior_expert` says which products include the prior p(z) as an expert:
+`every_subset` (the formula above), or `whole_set`, only the product of all
+modalities, as MoPoE's own code and MultiVae's do (a single modality's
+component is then its own posterior q(z | x_m), not q(z | x_m) p(z)
+renormalised).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from mwvae.options import choice
 from mwvae.presence import Presence, batch_mean, both
 
 SUBSET_AVERAGES = ("auto", "all", "sampled")
+PRIOR_EXPERTS = ("every_subset", "whole_set")
 MOST_DECODED_SUBSETS = 7  # `auto` decodes every subset up to 3 modalities
 
 
@@ -40,12 +47,17 @@ class MoPoE(MultimodalVAE):
     class Options(MultimodalVAE.Options):
         # How the reconstruction term averages over the subsets (see the module docstring).
         subsets: str = choice(SUBSET_AVERAGES, "auto")
+        # Which products include p(z) as an expert (see the module docstring).
+        prior_expert: str = choice(PRIOR_EXPERTS, "every_subset")
 
     def fuse(
         self, posteriors: dict[str, DiagGaussian], presence: Presence | None = None
     ) -> DiagGaussian:
+        with_prior = self.options.prior_expert == "every_subset" or len(posteriors) == len(
+            self.modality_names
+        )
         return product_of_experts(
-            list(posteriors.values()), prior_expert=True, masks=masks(posteriors, presence)
+            list(posteriors.values()), prior_expert=with_prior, masks=masks(posteriors, presence)
         )
 
     def proposal_subsets(self, names: list[str]) -> list[list[str]]:
