@@ -1,8 +1,8 @@
-"""Our `mvae_poe` beside MultiVae's MVAE, and our `mopoe` beside its MoPoE:
-the same networks, initialisation and data.
+"""Our `mvae_poe`, `mopoe` and `jmvae` beside MultiVae's MVAE, MoPoE and
+JMVAE: the same networks, initialisation and data.
 
-    make peer-multivae ARGS="--seeds 0,1,2 --epochs 5 [--model mopoe]"
-    .peer-env/bin/python experiments/multivae_side_by_side.py [--model mvae_poe|mopoe]
+    make peer-multivae ARGS="--seeds 0,1,2 --epochs 5 [--model mopoe|jmvae]"
+    .peer-env/bin/python experiments/multivae_side_by_side.py [--model mvae_poe|mopoe|jmvae]
         [--seeds 0,1,2] [--epochs 5] [--threads 1] [--override KEY=VALUE ...] [--out RECORD]
     python experiments/multivae_side_by_side.py --table RECORD [RECORD ...]
 
@@ -17,7 +17,8 @@ and unimodal ELBOs; its model kept as its trainer keeps it: the last until
 the warm-up ends, then the best on the validation split). `--model mopoe`
 trains our `mopoe` as MultiVae's MoPoE computes it (`PEERS`: one subset's
 sample decoded per example, the prior an expert of the whole set's product
-only) beside MultiVae's MoPoE, without warm-up. The trained
+only) beside MultiVae's MoPoE, `--model jmvae` our `jmvae` (its joint
+encoder too) beside MultiVae's JMVAE, both without warm-up. The trained
 networks of both are then scored by our evaluation on the same test set, so
 the only differences left are the two objectives' code and the two training
 loops. `--override` changes both (Hydra overrides of the shared config, e.g.
@@ -41,6 +42,7 @@ import torch.nn.functional as F
 from mwvae.config import compose_config
 from mwvae.evaluation.suite import evaluate
 from mwvae.machine import machine
+from mwvae.models.jmvae import JOINT
 from mwvae.training import seeded_model_and_data, train
 from records import cell, commit  # experiments/ is the script's folder
 
@@ -66,17 +68,20 @@ def multivae():
             "1.0.3 into .peer-env/, never into this project's environment)"
         ) from None
     import multivae.models
+    from multivae.models.nn import BaseJointEncoder
     from multivae.models.nn.default_architectures import BaseDecoder, BaseEncoder
     from multivae.trainers import BaseTrainer, BaseTrainerConfig
     from pythae.models.base.base_utils import ModelOutput
 
-    return multivae.models, BaseEncoder, BaseDecoder, BaseTrainer, BaseTrainerConfig, ModelOutput
+    networks = BaseEncoder, BaseDecoder, BaseJointEncoder
+    return multivae.models, networks, BaseTrainer, BaseTrainerConfig, ModelOutput
 
 
 # Per model: the overrides that make ours compute what MultiVae's computes.
 PEERS = {
     "mvae_poe": [],
     "mopoe": ["model.subsets=sampled", "model.prior_expert=whole_set"],
+    "jmvae": [],  # MultiVae anneals alpha's term with the KL one; neither warms up here
 }
 
 
@@ -113,7 +118,8 @@ def train_ours(cfg) -> tuple[dict[str, float], float]:
 
 
 def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
-    models, BaseEncoder, BaseDecoder, BaseTrainer, BaseTrainerConfig, ModelOutput = multivae()
+    models, networks, BaseTrainer, BaseTrainerConfig, ModelOutput = multivae()
+    BaseEncoder, BaseDecoder, BaseJointEncoder = networks
     from multivae.data.datasets.base import MultimodalBaseDataset
 
     model, datamodule = seeded_model_and_data(cfg)  # the weights `train` starts from
@@ -135,6 +141,15 @@ def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
 
         def forward(self, z):
             return ModelOutput(reconstruction=self.inner(z))
+
+    class JointEncoder(BaseJointEncoder):  # our JMVAE's joint encoder, MultiVae's interface
+        def __init__(self, inner, latent_dim: int):
+            super().__init__()
+            self.inner, self.latent_dim = inner, latent_dim
+
+        def forward(self, x: dict):
+            q = self.inner({"image": x["image"], "label": x["label"].argmax(-1)})
+            return ModelOutput(embedding=q.mu, log_covariance=q.logvar)
 
     classes = cfg.data.modalities.label.encoder.num_classes
 
@@ -159,16 +174,20 @@ def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
         rescale_factors={m: float(w) for m, w in model.recon_weights.items()},
         beta=options.beta,
     )
-    if cfg.model._target_.endswith("MoPoE"):
-        peer_class, peer_config = models.MoPoE, models.MoPoEConfig(**shared)
+    networks = {
+        "encoders": {m: Encoder(model.encoders[m], m == "label") for m in ("image", "label")},
+        "decoders": {m: Decoder(model.decoders[m]) for m in ("image", "label")},
+    }
+    warmup = int(options.kl_warmup_epochs)
+    kind = cfg.model._target_.rsplit(".", 1)[-1]
+    if kind == "MoPoE":
+        peer = models.MoPoE(models.MoPoEConfig(**shared), **networks)
+    elif kind == "JMVAE":
+        joint = JointEncoder(model.encoders[JOINT], model.latent_dim)
+        peer_config = models.JMVAEConfig(**shared, alpha=options.alpha, warmup=warmup)
+        peer = models.JMVAE(peer_config, **networks, joint_encoder=joint)
     else:
-        warmup = int(options.kl_warmup_epochs)
-        peer_class, peer_config = models.MVAE, models.MVAEConfig(**shared, warmup=warmup)
-    peer = peer_class(
-        peer_config,
-        encoders={m: Encoder(model.encoders[m], m == "label") for m in ("image", "label")},
-        decoders={m: Decoder(model.decoders[m]) for m in ("image", "label")},
-    )
+        peer = models.MVAE(models.MVAEConfig(**shared, warmup=warmup), **networks)
     trainer = BaseTrainer(
         peer,
         train_dataset=dataset("train"),
@@ -192,6 +211,8 @@ def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
     for m in ("image", "label"):
         scored.encoders[m].load_state_dict(kept.encoders[m].inner.state_dict())
         scored.decoders[m].load_state_dict(kept.decoders[m].inner.state_dict())
+    if JOINT in scored.encoders:
+        scored.encoders[JOINT].load_state_dict(kept.joint_encoder.inner.state_dict())
     return evaluate(scored, datamodule, dict(cfg.evaluation)), seconds
 
 

@@ -70,3 +70,5 @@ def test_our_mopoe_is_configured_to_compute_what_multivaes_computes(tmp_path):
     assert cfg.model._target_.endswith("MoPoE") and "mopoe" in PEERS
     assert cfg.model.subsets == "sampled" and cfg.model.prior_expert == "whole_set"
     assert cfg.model.kl_warmup_epochs == 0  # MultiVae's MoPoE has no warm-up
+    # MultiVae's JMVAE anneals both KL terms over its warm-up: none on either side
+    assert config(0, 1, tmp_path, model="jmvae").model.kl_warmup_epochs == 0
