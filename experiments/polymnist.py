@@ -118,7 +118,7 @@ def plot(runs: dict[tuple[str, str], list[dict]], path: Path) -> Path:
             means,
             "o-",
             color=colour,
-            label=f"{name}, {budget_text(trained)} ({len(per_seed)} seeds)",
+            label=f"{name}, {budget_text(trained)} ({len(per_seed)} seed{'s' * (len(per_seed) > 1)})",
         )
         ax.fill_between(ks, [min(c) for c in columns], [max(c) for c in columns], color=colour,
                         alpha=0.15)  # fmt: skip
