@@ -219,12 +219,14 @@ def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
 def rows(record: dict) -> list[str]:
     results, setting = record["seeds"], ", ".join(record.get("overrides", [])) or "defaults"
     model = record.get("model", "mvae_poe")  # the records before --model
+    ours = ", ".join(record.get("model_overrides", []))  # how ours was set to compute the same
+    names = {"mwvae": f"{model} ({ours})" if ours else model, "multivae": model}
     lines = []
     for side in ("mwvae", "multivae"):
         cells = [cell([r[side]["metrics"][k] for r in results]) for k in METRICS]
         cells.append(cell([r[side]["fit_seconds"] for r in results]))
         lines.append(
-            f"| {model} | {side} | {setting} | {record['epochs']} | {len(results)} | "
+            f"| {names[side]} | {side} | {setting} | {record['epochs']} | {len(results)} | "
             + " | ".join(cells)
             + " |"
         )
@@ -283,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(f"seed {seed}: " + json.dumps(results[-1]), flush=True)
     record = {"commit": commit(), "date": datetime.date.today().isoformat()}
-    record |= {"machine": machine(), "model": args.model}
+    record |= {"machine": machine(), "model": args.model, "model_overrides": PEERS[args.model]}
     record |= {"epochs": args.epochs, "threads": args.threads}
     record |= {"overrides": args.override, "seeds": results}
     print(table([record]))

@@ -63,6 +63,12 @@ def test_records_are_tabulated_per_implementation_and_setting(tmp_path, capsys):
         lines[3]
         == "| mvae_poe | multivae | a=1 | 5 | 2 | " + "0.700 +- 0.000 | " * 3 + "21.0 +- 1.4 |"
     )
+    record = {"model": "mopoe", "model_overrides": ["model.subsets=sampled"], "epochs": 5}
+    path.write_text(json.dumps(record | {"seeds": seeds}))
+    main(["--table", str(path)])
+    ours, theirs = capsys.readouterr().out.splitlines()[2:4]
+    assert ours.startswith("| mopoe (model.subsets=sampled) | mwvae | defaults | 5 | 2 |")
+    assert theirs.startswith("| mopoe | multivae | defaults | 5 | 2 |")
 
 
 def test_our_mopoe_is_configured_to_compute_what_multivaes_computes(tmp_path):
