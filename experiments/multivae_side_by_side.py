@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from mwvae.config import compose_config
 from mwvae.evaluation.suite import evaluate
 from mwvae.machine import machine
+from mwvae.models import JMVAE, MoPoE
 from mwvae.models.jmvae import JOINT
 from mwvae.training import seeded_model_and_data, train
 from records import cell, commit  # experiments/ is the script's folder
@@ -179,10 +180,9 @@ def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
         "decoders": {m: Decoder(model.decoders[m]) for m in ("image", "label")},
     }
     warmup = int(options.kl_warmup_epochs)
-    kind = cfg.model._target_.rsplit(".", 1)[-1]
-    if kind == "MoPoE":
+    if isinstance(model, MoPoE):
         peer = models.MoPoE(models.MoPoEConfig(**shared), **networks)
-    elif kind == "JMVAE":
+    elif isinstance(model, JMVAE):
         joint = JointEncoder(model.encoders[JOINT], model.latent_dim)
         peer_config = models.JMVAEConfig(**shared, alpha=options.alpha, warmup=warmup)
         peer = models.JMVAE(peer_config, **networks, joint_encoder=joint)
@@ -211,7 +211,7 @@ def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
     for m in ("image", "label"):
         scored.encoders[m].load_state_dict(kept.encoders[m].inner.state_dict())
         scored.decoders[m].load_state_dict(kept.decoders[m].inner.state_dict())
-    if JOINT in scored.encoders:
+    if isinstance(scored, JMVAE):
         scored.encoders[JOINT].load_state_dict(kept.joint_encoder.inner.state_dict())
     return evaluate(scored, datamodule, dict(cfg.evaluation)), seconds
 

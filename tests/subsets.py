@@ -1,6 +1,9 @@
 """The data subset of every test that trains and evaluates on MNIST: the
-same training images, so a fresh clone trains one digit classifier for all
-of them (100 epochs of the CNN on a subset, ~10-20 s of a worker each)."""
+bench's tiny subset, so that a fresh clone trains one digit classifier for
+all of them and the bench's tiny runs (100 epochs of the CNN on a subset,
+~10-20 s of a worker each)."""
 
-SIZES = {"train": 256, "val": 128, "test": 128}
-SUBSET = "data.subset={" + ",".join(f"{split}:{n}" for split, n in SIZES.items()) + "}"
+from experiments.bench.common import TINY_SIZES, TINY_SUBSET
+
+SIZES = TINY_SIZES
+SUBSET = f"data.subset={TINY_SUBSET}"

@@ -17,6 +17,10 @@ from mwvae.machine import cpu_name
 from mwvae.training import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
+# The MNIST subset of tiny runs, and of the test suite's trainings
+# (tests/subsets.py): the same training images, so one digit classifier serves all.
+TINY_SIZES = {"train": 256, "val": 128, "test": 128}
+TINY_SUBSET = "{" + ",".join(f"{split}:{n}" for split, n in TINY_SIZES.items()) + "}"
 NORMAL_OPS = {
     torch.ops.aten.randn,
     torch.ops.aten.randn_like,

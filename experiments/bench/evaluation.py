@@ -33,7 +33,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from experiments.bench import common
-from experiments.bench.common import NormalDraws, table, timed
+from experiments.bench.common import TINY_SUBSET, NormalDraws, table, timed
 from mwvae.evaluation.classifier import load_classifiers
 from mwvae.evaluation.likelihood import (
     SCALES,
@@ -63,7 +63,7 @@ TINY = {
     "loop_examples": 2,
     "k": CHUNK + CHUNK // 2,  # a full chunk and a partial one
     "repeats": 1,
-    "overrides": ["data.subset={train:256,val:128,test:128}"],  # tests/subsets.py's: one classifier
+    "overrides": [f"data.subset={TINY_SUBSET}"],
     "evaluation": {"likelihood": {"k": 10, "num_samples": 20}, "joint_samples": 200},
 }
 

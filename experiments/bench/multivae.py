@@ -20,12 +20,11 @@ from pathlib import Path
 
 import torch
 
-from experiments.bench.common import ROOT, table
+from experiments.bench.common import ROOT, TINY_SUBSET, table
 
 TARGET = 2.0  # MultiVae's fit seconds over ours
 PEER_ENV = ROOT / ".peer-env"
 SEEDS, EPOCHS = "0,1", 1  # ours, MultiVae, ours, MultiVae: drift hits both
-TINY_SUBSET = "{train:512,val:256,test:256}"
 
 
 def peer_python() -> Path | None:
