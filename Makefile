@@ -15,7 +15,7 @@ SWEEP := outputs/compare/$(shell date +%Y-%m-%d_%H-%M-%S)
 WEAK := outputs/weak/$(shell date +%Y-%m-%d_%H-%M-%S)
 POLY := outputs/polymnist/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: help install data train test test-slow lint format bench compare sweep coco-demo \
+.PHONY: help install data train test test-slow lint format bench compare sweep coco-demo coco-demo-tokens \
 	results peer-multivae peer-env exp-mvae-poe exp-m-vae exp-mw-vae exp-fmw-vae exp-weak exp-published exp-polymnist exp-coco clean
 
 help: ## List the targets
@@ -102,6 +102,9 @@ exp-polymnist: install ## PolyMNIST (5 modalities): every multimodal model x 3 s
 
 coco-demo: install ## Generate the offline COCO-format demo, train MW-VAE on it, evaluate (retrieval, figures)
 	$(PY) -m mwvae.train experiment=coco_demo $(ARGS)
+
+coco-demo-tokens: install ## The demo with captions as word sequences: MW-VAE writes captions from images
+	$(PY) -m mwvae.train experiment=coco_demo data/text=tokens $(ARGS)
 
 exp-coco: install ## The paper's MS-COCO experiment (Fig. 14); needs COCO 2017 in COCO_ROOT
 	@if [ -z "$(COCO_ROOT)" ]; then $(PY) -c "from mwvae.data.coco_source import DOWNLOAD_HELP; \

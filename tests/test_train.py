@@ -239,6 +239,41 @@ def test_coco_demo_run_evaluates_retrieval_and_draws_fig14(tmp_path, coco_data_d
     assert (tmp_path / "figures" / "caption_reconstructions.png").stat().st_size > 10_000
 
 
+def test_coco_demo_with_token_captions_scores_what_generated_captions_say(tmp_path, coco_data_dir):
+    metrics, objects = train(
+        config(
+            tmp_path,
+            "experiment=coco_demo",
+            "data/text=tokens",
+            *COCO_DEMO,
+            f"paths.data_dir={coco_data_dir}",
+            "trainer.max_epochs=1",
+            "figures=false",
+            "evaluation.likelihood.num_samples=10",
+            "evaluation.joint_samples=100",
+            "evaluation.fd_samples=20",
+        )
+    )
+    datamodule = objects["datamodule"]
+    assert datamodule.captioned["test"].captions.dtype == torch.long
+    assert datamodule.vocabulary.decode(datamodule.captioned["test"].captions[:1])[0]
+    for attribute in ("colours", "shapes", "positions", "all"):
+        for source in ("image", "chance"):
+            key = (
+                f"test/caption_attributes/{source}{'_to_caption' * (source == 'image')}/{attribute}"
+            )
+            assert 0 <= metrics[key] <= 1, key
+    assert 0 <= metrics["test/coherence/image_to_caption"] <= 1
+    assert "test/retrieval/decoded/caption_to_image/r@1" not in metrics  # needs embeddings
+    assert 0 <= metrics["test/retrieval/posterior/caption_to_image/r@1"] <= 1
+    assert 0 <= metrics["test/recon_token_error_rate/image_only/caption"] <= 1
+
+
+def test_a_caption_format_without_its_networks_fails_before_training(tmp_path):
+    with pytest.raises(ConfigError, match="data/text=tokens"):
+        train(config(tmp_path, *COCO_DEMO, "data.caption_format=tokens", "debug=fast"))
+
+
 def test_coco_without_a_dataset_says_what_to_download(tmp_path):
     with pytest.raises(DatasetMissingError, match="images.cocodataset.org"):
         train(config(tmp_path, "data=coco", f"data.root={tmp_path}/nowhere", "debug=fast"))

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mwvae.gaussians import at_least_float32
+from mwvae.special_tokens import PAD_ID
 
 
 class Bernoulli:
@@ -71,18 +72,51 @@ class Laplace:
         return location.clamp(0.0, 1.0)
 
 
+class TokenSequence:
+    """Token ids (`mwvae.data.tokens`), each a categorical given z and the
+    tokens before it, read through an autoregressive decoder
+    (`mwvae.nets.TokenDecoder`): its output is a conditioning state, from
+    which `nll` runs it teacher-forced; padding counts nothing. The decoded
+    value is the greedy caption, as ids."""
+
+    reads_decoder = True
+
+    def __init__(self, decoder):
+        if not hasattr(decoder, "teacher_forced"):
+            raise TypeError(
+                f"the tokens likelihood needs a sequence decoder (mwvae.nets.TokenDecoder), "
+                f"got {type(decoder).__name__}"
+            )
+        self.decoder = decoder
+
+    def nll(self, state: Tensor, target: Tensor) -> Tensor:
+        # Positions after the batch's longest caption are padding: not computed at all.
+        target = target[:, : int((target != PAD_ID).sum(1).max())]
+        logits = at_least_float32(self.decoder.teacher_forced(state, target))
+        nll = F.cross_entropy(
+            logits.flatten(0, 1), target.flatten(), ignore_index=PAD_ID, reduction="none"
+        )
+        return nll.view(target.shape).sum(1)
+
+    def mean(self, state: Tensor) -> Tensor:
+        return self.decoder.generate(state)
+
+
 LIKELIHOODS = {
     "bernoulli": Bernoulli,
     "categorical": Categorical,
     "gaussian": Gaussian,
     "laplace": Laplace,
+    "tokens": TokenSequence,
 }
 
 
-def make_likelihood(name: str):
+def make_likelihood(name: str, decoder=None):
+    """The likelihood `name`; one that reads its modality's decoder (tokens) gets `decoder`."""
     try:
-        return LIKELIHOODS[name]()
+        kind = LIKELIHOODS[name]
     except KeyError:
         raise ValueError(
             f"unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}"
         ) from None
+    return kind(decoder) if getattr(kind, "reads_decoder", False) else kind()

@@ -160,16 +160,19 @@ def test_a_bad_option_names_its_key(options, message):
 
 
 def own_values(name: str) -> tuple[dict, list[str]]:
-    """A data config's own values (without `_target_`) and the configs it extends."""
+    """A data config's own values (without `_target_`) and its defaults list, in
+    order: `_self_`, the data configs it extends and its groups' choices
+    (`{"text": "embedding"}` -> `text/embedding`)."""
     values = OmegaConf.to_container(OmegaConf.load(CONF_DATA / f"{name}.yaml"))
-    parents = [d for d in values.pop("defaults", []) if d != "_self_"]
-    assert all(not d.startswith("/schema") for d in parents), "schemas are the Options now"
-    return values, parents
+    defaults = values.pop("defaults", [])
+    entries = [d if isinstance(d, str) else "/".join(*d.items()) for d in defaults]
+    assert all(not d.startswith("/schema") for d in entries), "schemas are the Options now"
+    return values, entries if "_self_" in entries else [*entries, "_self_"]
 
 
 def composed(name: str) -> dict:
-    values, parents = own_values(name)
-    merged = OmegaConf.merge(*(composed(p) for p in parents), values)
+    values, entries = own_values(name)
+    merged = OmegaConf.merge(*(values if e == "_self_" else composed(e) for e in entries))
     return OmegaConf.to_container(merged)
 
 

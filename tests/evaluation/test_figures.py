@@ -32,7 +32,7 @@ from mwvae.evaluation.figures import (
 from mwvae.evaluation.suite import draw_planned, figure_plan
 from mwvae.models import FMWVAE, MWVAE
 
-from ..models.tiny import IMAGE, make_model
+from ..models.tiny import IMAGE, TOKENS, make_captions, make_model
 
 SETTINGS = {"both": ["image", "label"], "image_only": ["image"], "label_only": ["label"]}
 # Reads every image as class 0: right for the examples of class 0, wrong for the others.
@@ -160,11 +160,16 @@ def test_style_transfer_is_titled_with_the_display_name(tmp_path, texts):
     assert any(text.startswith("FMW-VAE: ") for text in texts["s.png"])
 
 
-def test_caption_reconstructions_print_the_captions(tmp_path, texts):
+def colour_image() -> dict:
     colour = {**IMAGE, "likelihood": "laplace"}
     for part in ("encoder", "decoder"):
         shape_key = "input_shape" if part == "encoder" else "output_shape"
         colour[part] = {**IMAGE[part], shape_key: [3, 4, 4]}
+    return colour
+
+
+def test_caption_reconstructions_print_the_captions(tmp_path, texts):
+    colour = colour_image()
     caption = {
         "encoder": {"_target_": "mwvae.nets.MLPEncoder", "input_shape": [5], "hidden_dims": [8]},
         "decoder": {"_target_": "mwvae.nets.MLPDecoder", "hidden_dims": [8], "output_shape": [5]},
@@ -181,6 +186,34 @@ def test_caption_reconstructions_print_the_captions(tmp_path, texts):
     found = texts["k.png"]
     assert set(texts_in) <= set(found) and "caption only" in found
     assert any(text.startswith("MW-VAE: ") for text in found)
+
+
+def test_caption_reconstructions_print_the_captions_a_token_model_writes(tmp_path, texts):
+    model = make_model(MWVAE, modalities={"image": colour_image(), "caption": TOKENS}).eval()
+    images = torch.rand(2, 3, 4, 4)
+    captions = make_captions(2, torch.Generator().manual_seed(0))
+    written = []
+
+    def caption_text(ids):  # what a vocabulary would say; remembers what it was asked
+        written.append(ids)
+        return [f"caption {'-'.join(map(str, row.tolist()))}" for row in ids]
+
+    path = plot_caption_reconstructions(
+        model,
+        images,
+        captions,
+        ["a red square", "two blue circles"],
+        tmp_path / "t.png",
+        ("image", "caption"),
+        caption_text,
+    )
+    assert colour_count(path) > 20
+    found = "\n".join(texts["t.png"])
+    assert len(written) == 3  # both, image only, caption only
+    for ids in written:
+        for row in ids:
+            assert f"caption {'-'.join(map(str, row.tolist()))}" in found
+    assert "image only: caption" in found and "a red square" in found
 
 
 def tiny_test_split(n: int = 30) -> dict[str, torch.Tensor]:

@@ -19,10 +19,11 @@ from mwvae.models import (
 )
 from mwvae.models.base import nonempty_subsets
 
-from .tiny import MODALITIES, MODALITIES3, make_batch, make_model
+from .tiny import MODALITIES, MODALITIES3, MODALITIES_TOKENS, make_batch, make_model
 
 # Every model class of the catalog (config variants such as m_vae share a class).
 MODELS = sorted({model_class(name) for name in model_names()}, key=lambda c: c.__name__)
+MULTIMODAL = [c for c in MODELS if not c.unimodal]
 
 
 def expected_to_infer(model_class, subset, all_names) -> bool:
@@ -33,7 +34,11 @@ def expected_to_infer(model_class, subset, all_names) -> bool:
     return True
 
 
-@pytest.mark.parametrize("modalities", [MODALITIES, MODALITIES3], ids=["mnist", "mnist3"])
+@pytest.mark.parametrize(
+    "modalities",
+    [MODALITIES, MODALITIES3, MODALITIES_TOKENS],
+    ids=["mnist", "mnist3", "tokens"],
+)
 @pytest.mark.parametrize("model_class", MODELS, ids=lambda c: c.__name__)
 def test_reconstruct_every_subset_or_raise_the_documented_error(model_class, modalities):
     model, batch = make_model(model_class, modalities).eval(), make_batch(modalities=modalities)
@@ -49,9 +54,30 @@ def test_reconstruct_every_subset_or_raise_the_documented_error(model_class, mod
         else:
             with pytest.raises(UnsupportedSubsetError, match="cannot infer"):
                 model.reconstruct(observed)
-    if model_class is VAE:
+    if model_class is VAE and "label" in batch:
         with pytest.raises(KeyError, match="label"):
             model.reconstruct({"label": batch["label"]})
+
+
+@pytest.mark.parametrize("model_class", MULTIMODAL, ids=lambda c: c.__name__)
+def test_every_multimodal_model_learns_token_captions(model_class):
+    """Gradients reach the caption's GRUs, and a few steps on one batch lower the loss."""
+    model = make_model(model_class, MODALITIES_TOKENS).train()
+    batch = make_batch(modalities=MODALITIES_TOKENS)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for step in range(40):
+        model.reseed(step)
+        optimizer.zero_grad()
+        loss = model.objective(batch).loss
+        loss.backward()
+        if step == 0:
+            for name, p in model.named_parameters():
+                if "caption" in name and "gru" in name:
+                    assert p.grad is not None and p.grad.abs().sum() > 0, name
+        optimizer.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) < 0.8 * sum(losses[:5])
 
 
 @pytest.mark.parametrize("model_class", MODELS, ids=lambda c: c.__name__)

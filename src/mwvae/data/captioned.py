@@ -39,6 +39,7 @@ class CaptionedSplit:
     owner: Tensor
     texts: list[str]
     classes: Tensor | None = None  # per image, where the dataset knows a class (the demo)
+    scenes: list | None = None  # per image, where the dataset knows what it shows (the demo)
 
     @property
     def caption_counts(self) -> Tensor:
@@ -80,6 +81,7 @@ class CaptionedSplit:
             owner=new_row[self.owner[kept]],
             texts=[t for t, k in zip(self.texts, kept.tolist(), strict=True) if k],
             classes=None if self.classes is None else self.classes[rows],
+            scenes=None if self.scenes is None else [self.scenes[i] for i in rows.tolist()],
         )
 
 

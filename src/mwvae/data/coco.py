@@ -1,4 +1,6 @@
-"""MS-COCO as `image` (3 x S x S in [0, 1]) and `caption` (a sentence embedding).
+"""MS-COCO as `image` (3 x S x S in [0, 1]) and `caption`: a sentence
+embedding, or with `caption_format: tokens` (the `data/text=tokens` config)
+a sequence of token ids (`mwvae.data.tokens`, `vocabulary`).
 
 Training draws from train2017 (minus a held-out validation share), the test
 split is val2017. Each image has about five captions; `caption` chooses which
@@ -44,9 +46,13 @@ from mwvae.data.coco_source import (
     read_annotations,
 )
 from mwvae.data.module import InMemoryDataModule, Split
+from mwvae.data.tokens import CaptionVocabulary, TokenOptions, load_tokenizer, tokenize
 from mwvae.options import OptionError, bounded, choice
 
 log = logging.getLogger(__name__)
+
+# What a caption is to the model: a sentence embedding (Gaussian) or token ids (a sequence).
+CAPTION_FORMATS = ("embedding", "tokens")
 
 
 class COCODataModule(InMemoryDataModule):
@@ -68,6 +74,9 @@ class COCODataModule(InMemoryDataModule):
         cache_dir: str = MISSING  # where the downsampled images and the embeddings are cached
         image_size: int = bounded(32, minimum=1)  # side of the square images
         caption: str = choice(CAPTION_CHOICES, "random")  # see `mwvae.data.captioned`
+        # Set with the caption's networks by the `data/text` config group.
+        caption_format: str = choice(CAPTION_FORMATS, "embedding")
+        tokens: TokenOptions = field(default_factory=TokenOptions)  # caption_format: tokens
         embedding: CaptionEmbedder.Options = field(default_factory=CaptionEmbedder.Options)
         # The embeddings' size: the model's output (768 for bert-base-uncased).
         embedding_dim: int = bounded(384, minimum=1)
@@ -82,6 +91,15 @@ class COCODataModule(InMemoryDataModule):
     @classmethod
     def check_options(cls, options: Any, prefix: str, **context: Any) -> None:
         super().check_options(options, prefix, **context)
+        likelihood = (options.modalities.get("caption") or {}).get("likelihood")
+        if likelihood is not None and (likelihood == "tokens") != (
+            options.caption_format == "tokens"
+        ):
+            raise OptionError(
+                f"{prefix}.caption_format={options.caption_format} but the caption's likelihood "
+                f"is {likelihood}: choose the form and its networks together with "
+                f"data/text=tokens or data/text=embedding"
+            )
         if not 0 < options.val_fraction < 1:
             raise OptionError(
                 f"{prefix}.val_fraction: must be between 0 and 1, got {options.val_fraction}"
@@ -92,6 +110,11 @@ class COCODataModule(InMemoryDataModule):
         self.root = Path(self.options.root)
         self._embedder: CaptionEmbedder | None = None
         self.captioned: dict[str, CaptionedSplit] = {}
+        self.vocabulary: CaptionVocabulary | None = None  # caption_format: tokens
+
+    @property
+    def tokens(self) -> bool:
+        return self.options.caption_format == "tokens"
 
     @property
     def cache_dir(self) -> Path:
@@ -125,8 +148,26 @@ class COCODataModule(InMemoryDataModule):
                 path,
                 annotations.num_uncaptioned,
             )
-        size, embedding = self.options.image_size, asdict(self.options.embedding)
-        images = cached_images(self.root, folder, annotations, size, self.cache_dir)
+        images = cached_images(
+            self.root, folder, annotations, self.options.image_size, self.cache_dir
+        )
+        texts = [text for captions in annotations.captions for text in captions]
+        # Token ids wait for the vocabulary of the training captions (`encode_tokens`).
+        values = torch.empty(len(texts), 0) if self.tokens else self.embeddings(path, annotations)
+        counts = torch.tensor([len(c) for c in annotations.captions])
+        owner = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        kept = images["readable"][owner]  # captions of readable images
+        new_row = images["readable"].long().cumsum(0) - 1
+        return CaptionedSplit(
+            images=images["images"],
+            captions=values[kept],
+            owner=new_row[owner[kept]],
+            texts=[t for t, k in zip(texts, kept.tolist(), strict=True) if k],
+        )
+
+    def embeddings(self, path: Path, annotations) -> Tensor:
+        """Every caption's embedding (cached), checked against `embedding_dim`."""
+        embedding = asdict(self.options.embedding)
         embeddings = cached_caption_embeddings(
             path, annotations, embedding, self.cache_dir, self.embed
         )
@@ -136,16 +177,22 @@ class COCODataModule(InMemoryDataModule):
                 f"data.embedding_dim={expected} but {embedding['model']} gives "
                 f"{embeddings.shape[1]}-d embeddings; set data.embedding_dim={embeddings.shape[1]}"
             )
-        counts = torch.tensor([len(c) for c in annotations.captions])
-        owner = torch.repeat_interleave(torch.arange(len(counts)), counts)
-        kept = images["readable"][owner]  # captions of readable images
-        new_row = images["readable"].long().cumsum(0) - 1
-        texts = [text for captions in annotations.captions for text in captions]
-        return CaptionedSplit(
-            images=images["images"],
-            captions=embeddings[kept],
-            owner=new_row[owner[kept]],
-            texts=[t for t, k in zip(texts, kept.tolist(), strict=True) if k],
+        return embeddings
+
+    def encode_tokens(self, splits: dict[str, CaptionedSplit]) -> None:
+        """Every split's captions as ids of the training captions' vocabulary."""
+        options = self.options.tokens
+        tokenizer = load_tokenizer(options.tokenizer)
+        tokenized = {name: tokenize(tokenizer, s.texts) for name, s in splits.items()}
+        self.vocabulary = CaptionVocabulary.build(tokenized["train"], tokenizer, options)
+        for name, s in splits.items():
+            s.captions = self.vocabulary.encode(tokenized[name])
+        log.info(
+            "Captions as tokens: %d of a possible %d vocabulary entries used; %.2f%% of the "
+            "test tokens unknown",
+            len(self.vocabulary),
+            options.vocab_size,
+            100 * self.vocabulary.unknown_share(splits["test"].captions),
         )
 
     def read_splits(self) -> dict[str, Split]:
@@ -169,7 +216,9 @@ class COCODataModule(InMemoryDataModule):
             )
             for name, s in splits.items()
         }
-        if self.options.standardize:
+        if self.tokens:
+            self.encode_tokens(splits)
+        elif self.options.standardize:
             mean, std = splits["train"].captions.mean(0), splits["train"].captions.std(0)
             std = torch.where(std > 1e-6, std, 1.0)  # dead dimensions (MiniLM has a few) stay put
             for s in splits.values():

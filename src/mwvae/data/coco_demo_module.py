@@ -1,12 +1,15 @@
 """The offline COCO-format demo as a DataModule: `COCODataModule` on the
 synthetic dataset of `mwvae.data.coco_demo`, generated into `root` on first
 use (offline, a few seconds). Its class is the set of colours of a scene's
-shapes, which every caption names."""
+shapes, which every caption names. With captions as tokens, a caption's
+class and attributes are read from its text (`mwvae.data.coco_demo_reading`)
+instead of by a classifier."""
 
 from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +28,12 @@ from mwvae.data.coco_demo import (
     check_arguments,
     generate_coco_demo,
 )
+from mwvae.data.coco_demo_reading import Attributes, read_caption, scene_attributes
 from mwvae.data.coco_source import annotation_file
 from mwvae.data.module import Split
 from mwvae.options import OptionError
+
+UNREAD = -1  # the class of a caption that names no colour set of the demo
 
 # The class of a demo scene: the set of its shapes' colours (one or two), an index here.
 COLOUR_SETS = [frozenset(c) for n in (1, 2) for c in itertools.combinations(COLOURS, n)]
@@ -59,7 +65,25 @@ class COCODemoDataModule(COCODataModule):
             raise OptionError(f"{prefix}.{error}") from None
 
     def classifier_source(self, modality: str) -> str | None:
-        return modality
+        return None if self.tokens and modality == "caption" else modality
+
+    def rule_readers(self) -> dict[str, Callable[[Tensor], Tensor]]:
+        """Token captions: their class read from their text (`caption_classes`)."""
+        return {"caption": self.caption_classes} if self.tokens else {}
+
+    def caption_attributes(self, ids: Tensor) -> list[Attributes]:
+        """What each caption of token ids names (`read_caption` of its text)."""
+        return [read_caption(text) for text in self.vocabulary.decode(ids.cpu())]
+
+    def caption_classes(self, ids: Tensor) -> Tensor:
+        """The colour-set class each caption names (`UNREAD` for none of the demo's)."""
+        index = {colours: i for i, colours in enumerate(COLOUR_SETS)}
+        found = [index.get(a.colours, UNREAD) for a in self.caption_attributes(ids)]
+        return torch.tensor(found, device=ids.device)
+
+    def scene_attributes(self, split: str) -> list[Attributes]:
+        """What each image of a split shows, as `caption_attributes` reads captions."""
+        return [scene_attributes(scene) for scene in self.captioned[split].scenes]
 
     def ensure_available(self) -> None:
         with FileLock(str(self.root) + ".lock"):  # parallel jobs generate it once
@@ -75,7 +99,13 @@ class COCODemoDataModule(COCODataModule):
 
     def read_folder(self, folder: str, uncaptioned: bool) -> CaptionedSplit:
         split = super().read_folder(folder, uncaptioned)
-        split.classes = scene_classes(annotation_file(self.root, folder), uncaptioned)
+        split.scenes = scenes(annotation_file(self.root, folder), uncaptioned)
+        split.classes = torch.tensor(
+            [
+                COLOUR_SETS.index(frozenset(s["colour"] for s in scene["shapes"]))
+                for scene in split.scenes
+            ]
+        )
         if len(split.classes) != len(split.images):
             raise RuntimeError(f"{self.root}/{folder}: unreadable demo images; delete the folder")
         return split
@@ -87,17 +117,11 @@ class COCODemoDataModule(COCODataModule):
         return splits
 
 
-def scene_classes(path: Path, uncaptioned: bool) -> Tensor:
-    """The colour-set class of each image of a demo annotation file, in the
-    order `read_annotations` lists them (by id; captioned ones only unless
-    `uncaptioned`), from the ground truth the generator stores with each image."""
+def scenes(path: Path, uncaptioned: bool) -> list[dict]:
+    """The scene of each image of a demo annotation file (the ground truth the
+    generator stores with it), in the order `read_annotations` lists them (by
+    id; captioned ones only unless `uncaptioned`)."""
     content = json.loads(Path(path).read_text())
     captioned = {a["image_id"] for a in content["annotations"]}
     entries = sorted(content["images"], key=lambda e: int(e["id"]))
-    return torch.tensor(
-        [
-            COLOUR_SETS.index(frozenset(s["colour"] for s in e["scene"]["shapes"]))
-            for e in entries
-            if uncaptioned or e["id"] in captioned
-        ]
-    )
+    return [e["scene"] for e in entries if uncaptioned or e["id"] in captioned]

@@ -13,6 +13,8 @@ methods. A dataset is a subclass that declares
 - `classifier_source(m)`: the split tensor a classifier for modality m
   trains on (None: no classifier, e.g. m is the class itself);
 - `read_splits()`: its `train`, `val` and `test` tensors;
+- `rule_readers()`: modalities whose class a rule reads from their decoded
+  values instead of a classifier (the COCO demo's token captions);
 - `Options`: a dataclass extending `InMemoryDataModule.Options` with its own
   keys of the data config (each default written there only);
 
@@ -23,6 +25,7 @@ and, when it needs to, `prepare_data` (downloads, caches) and `make_loader`
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -133,6 +136,10 @@ class InMemoryDataModule(Configurable, pl.LightningDataModule):
     def classifier_source(self, modality: str) -> str | None:
         """The training tensor of a classifier for `modality` (evaluation); None: no classifier."""
         return None
+
+    def rule_readers(self) -> dict[str, Callable[[Tensor], Tensor]]:
+        """Modality -> a function of its decoded values that gives their classes."""
+        return {}
 
     def read_splits(self) -> dict[str, Split]:
         """The `train`, `val` and `test` tensors, each split's equally long."""

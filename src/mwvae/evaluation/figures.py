@@ -417,10 +417,13 @@ def plot_caption_reconstructions(
     texts: list[str],
     out_path,
     names: tuple[str, str],
+    caption_text: Callable[[torch.Tensor], list[str]] | None = None,
 ) -> Path:
     """The paper's Fig. 14 with the captions printed: for each example (row),
     the input image, then the image decoded when the encoder sees both
-    modalities, only the image, and only the caption."""
+    modalities, only the image, and only the caption. With `caption_text`
+    (captions as tokens: ids -> text), each row also prints the caption
+    generated in each setting under the given one."""
     image_key, caption_key = names
     settings = {
         name: observed
@@ -428,10 +431,16 @@ def plot_caption_reconstructions(
         if model.can_infer_from(observed)
     }
     batch = {image_key: images, caption_key: captions}
-    decoded = {
-        name: model.reconstruct({m: batch[m] for m in observed})[image_key].cpu()
+    reconstructed = {
+        name: model.reconstruct({m: batch[m] for m in observed})
         for name, observed in settings.items()
     }
+    decoded = {name: out[image_key].cpu() for name, out in reconstructed.items()}
+    lines = [[text] for text in texts]
+    if caption_text is not None:
+        for name, out in reconstructed.items():
+            for row, generated in zip(lines, caption_text(out[caption_key]), strict=True):
+                row.append(f"{name.replace('_', ' ')}: {generated}")
     columns = {"input": images.cpu(), **decoded}
     fig, axes = plt.subplots(
         len(images),
@@ -448,7 +457,7 @@ def plot_caption_reconstructions(
             axes[i, j].imshow(pictures[i].permute(1, 2, 0).clamp(0, 1))
             if i == 0:
                 axes[i, j].set_title(name.replace("_", " "), fontsize=11)
-        axes[i, -1].text(0, 0.5, texts[i], fontsize=10, va="center", wrap=True)
+        axes[i, -1].text(0, 0.5, "\n".join(lines[i]), fontsize=10, va="center", wrap=True)
     fig.suptitle(f"{model.display_name}: images decoded from each observation setting")
     return _save(fig, out_path)
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from mwvae.data.captioned import CaptionedSplit
 from mwvae.data.loader import InMemoryLoader
+from mwvae.evaluation.attributes import caption_attribute_metrics
 from mwvae.evaluation.classifier import load_classifiers
 from mwvae.evaluation.coherence import (
     Reader,
@@ -48,9 +49,10 @@ from mwvae.evaluation.probe import linear_probe_accuracy
 from mwvae.evaluation.retrieval import chance_recalls, pairwise_w2_squared, retrieval_recalls
 from mwvae.evaluation.settings import EvaluationSettings, resolve_settings
 from mwvae.gaussians import DiagGaussian
-from mwvae.likelihoods import Categorical
+from mwvae.likelihoods import Categorical, TokenSequence
 from mwvae.models.base import MultimodalVAE
 from mwvae.presence import Presence
+from mwvae.special_tokens import PAD_ID
 
 Split = dict[str, torch.Tensor]
 
@@ -108,19 +110,35 @@ def reconstruction_errors(model: MultimodalVAE, split: Split, size: int) -> dict
                         continue
                     if isinstance(lik, Categorical):
                         metric, error = "recon_error_rate", (out[m].argmax(-1) != batch[m]).float()
+                    elif isinstance(lik, TokenSequence):
+                        metric, error = "recon_token_error_rate", token_errors(out[m], batch[m])
                     else:
                         metric, error = "recon_mse", (out[m] - batch[m]).square().flatten(1).mean(1)
                     means.add(styled_key(f"{metric}/{setting}/{m}", style, headline), error)
     return means.compute()
 
 
+def token_errors(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per caption, the share of its tokens ([EOS] included) that the generated ids miss."""
+    real = target != PAD_ID
+    return ((generated != target) & real).sum(1) / real.sum(1).clamp(min=1)
+
+
+def class_readers(datamodule, classifiers: dict) -> dict[str, Callable]:
+    """What reads the class of each modality's decoded values: its classifier,
+    or a rule of the dataset (`rule_readers`: the COCO demo's token captions)."""
+    rules = getattr(datamodule, "rule_readers", dict)()
+    return {m: c.predict for m, c in classifiers.items()} | rules
+
+
 @torch.no_grad()
 def coherences(
-    model: MultimodalVAE, split: Split, classes, classifiers, size: int, joint_samples: int
+    model: MultimodalVAE, split: Split, classes, reading: dict, size: int, joint_samples: int
 ) -> dict[str, float]:
     """Every S -> t coherence, their means by the number of observed
-    modalities, and the joint one (see `mwvae.evaluation.coherence`)."""
-    read = readers(model, {m: c.predict for m, c in classifiers.items()})
+    modalities, and the joint one (see `mwvae.evaluation.coherence`);
+    `reading`: `class_readers`."""
+    read = readers(model, reading)
     own_truth = categorical(model)  # a class modality is its own truth
     means = Means()
     starts = range(0, len(classes), size)
@@ -202,8 +220,8 @@ def retrieval(
     model: MultimodalVAE, captioned: CaptionedSplit, names: tuple[str, str], size: int
 ) -> dict[str, float]:
     """Image-caption recall@1/5/10 in both directions over every test caption,
-    ranked by the W2^2 between the unimodal posteriors (the aligned parts) and
-    by decoded similarity, with the chance levels. `names`: the modalities of
+    ranked by the W2^2 between the unimodal posteriors (the aligned parts) and,
+    for caption embeddings, by decoded similarity, with the chance levels. `names`: the modalities of
     the images and the captions."""
     image, caption = names
     if not (model.can_infer_from([image]) and model.can_infer_from([caption])):
@@ -228,19 +246,21 @@ def retrieval(
     def rows(q: DiagGaussian, index: slice) -> DiagGaussian:
         return DiagGaussian(q.mu[index], q.logvar[index])
 
-    decoded_images = decoded(caption, image, captions).flatten(1)
-    decoded_captions = F.normalize(decoded(image, caption, images), dim=-1)
-    unit_captions = F.normalize(captions, dim=-1)
     scores = {
         "posterior": (
             lambda r: -pairwise_w2_squared(rows(q_caption, r), q_image),
             lambda r: -pairwise_w2_squared(rows(q_image, r), q_caption),
-        ),
-        "decoded": (
+        )
+    }
+    # Decoded similarity needs captions that are vectors (embeddings), not token ids.
+    if captions.is_floating_point():
+        decoded_images = decoded(caption, image, captions).flatten(1)
+        decoded_captions = F.normalize(decoded(image, caption, images), dim=-1)
+        unit_captions = F.normalize(captions, dim=-1)
+        scores["decoded"] = (
             lambda r: -torch.cdist(decoded_images[r], images.flatten(1)),
             lambda r: decoded_captions[r] @ unit_captions.T,
-        ),
-    }
+        )
     metrics = {}
     for measure, (caption_to_image, image_to_caption) in scores.items():
         for key, value in retrieval_recalls(caption_to_image, image_to_caption, owner, n).items():
@@ -274,7 +294,9 @@ def evaluate(
     metrics |= reconstruction_errors(model, data, size)
     classes = datamodule.splits["test"][class_key] if class_key else None
     if classes is not None:
-        metrics |= coherences(model, data, classes, classifiers, size, settings.joint_samples)
+        reading = class_readers(datamodule, classifiers)
+        metrics |= coherences(model, data, classes, reading, size, settings.joint_samples)
+        metrics |= caption_attribute_metrics(model, datamodule, data, size)
     metrics |= style_errors(model, data, size)
     metrics |= likelihood_metrics(model, data, **asdict(settings.likelihood), seed=settings.seed)
     if classes is not None:
@@ -313,7 +335,9 @@ def draw_evaluation_figures(
     datamodule.setup()
     class_key = getattr(datamodule, "class_key", None)
     classifiers = load_classifiers(datamodule, model.modality_names)
-    read = readers(model, {m: c.to(model.device).predict for m, c in classifiers.items()})
+    read = readers(
+        model, class_readers(datamodule, {m: c.to(model.device) for m, c in classifiers.items()})
+    )
     test = whole(datamodule.test_dataloader())
     classes = datamodule.splits["test"][class_key] if class_key else None
     captioned, paired = captions(datamodule, model)
@@ -327,8 +351,15 @@ def draw_evaluation_figures(
         read,
         settings.seed,
         settings.batch_size,
+        caption_text(datamodule),
     )
     return draw_planned(plan)
+
+
+def caption_text(datamodule) -> Callable[[torch.Tensor], list[str]] | None:
+    """Token ids -> text, when the data's captions are tokens (their vocabulary)."""
+    vocabulary = getattr(datamodule, "vocabulary", None)
+    return None if vocabulary is None else vocabulary.decode
 
 
 def one_of_each_class(classes: torch.Tensor, limit: int = 10) -> torch.Tensor:
@@ -347,13 +378,15 @@ def figure_plan(
     read: dict[str, Reader] | None = None,
     seed: int = 0,
     batch_size: int = 1000,
+    caption_text: Callable[[torch.Tensor], list[str]] | None = None,
 ) -> dict[str, Callable[[], Path]]:
     """What to draw, by figure name: the observation settings'
     reconstructions of the first image-like modality and the first
     categorical one, and style transfer; or, with several image-like
     modalities and no categorical one (PolyMNIST), MoPoE's grids of prior
     samples and of conditional generation (annotated with the classes `read`
-    reads); the latent projection, and COCO's caption figure."""
+    reads); the latent projection, and COCO's caption figure (with the
+    captions generated, given `caption_text`: token ids -> text)."""
     plan: dict[str, Callable[[], Path]] = {}
     name = model.display_name
     if captioned is not None:
@@ -366,6 +399,7 @@ def figure_plan(
             [captioned.texts[r] for r in rows],
             figures_dir / "caption_reconstructions.png",
             paired,
+            caption_text,
         )
     batch = {m: t[:32].to(model.device) for m, t in test.items()}
     pixels = image_like(model)

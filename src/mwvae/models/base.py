@@ -172,7 +172,8 @@ class MultimodalVAE(Configurable, pl.LightningModule):
             }
         )
         self.likelihoods = {
-            m: make_likelihood(spec["likelihood"]) for m, spec in modalities.items()
+            m: make_likelihood(spec["likelihood"], self.decoders[m])
+            for m, spec in modalities.items()
         }
         self.recon_weights = {m: float(spec.get("weight", 1.0)) for m, spec in modalities.items()}
         self._epoch_means = RunningMeans()

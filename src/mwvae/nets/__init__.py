@@ -3,6 +3,7 @@
 from mwvae.nets.conv import ConvDecoder, ConvEncoder
 from mwvae.nets.joint import JointEncoder
 from mwvae.nets.mlp import CategoricalEncoder, MLPDecoder, MLPEncoder
+from mwvae.nets.sequence import TokenDecoder, TokenEncoder
 
 __all__ = [
     "CategoricalEncoder",
@@ -11,4 +12,6 @@ __all__ = [
     "JointEncoder",
     "MLPDecoder",
     "MLPEncoder",
+    "TokenDecoder",
+    "TokenEncoder",
 ]
