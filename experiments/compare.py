@@ -36,6 +36,20 @@ COLUMNS = {
     "recon_mse_class_mean/label_only/image": "MSE image from label, class-mean style",
     "style/mse_own_style/image": "MSE image from label + own style",
 }
+# The COCO demo with captions as tokens (`make coco-demo-tokens`): what written captions say.
+CAPTION_COLUMNS = {
+    **{
+        f"caption_attributes/{source}/{a}": f"{a}, {label}"
+        for source, label in (("image_to_caption", "from the image"), ("chance", "chance"))
+        for a in ("colours", "shapes", "positions", "all")
+    },
+    "coherence/caption_to_image": "caption -> image",
+    "coherence/joint": "joint coherence",
+    "retrieval/posterior/caption_to_image/r@10": "caption -> image r@10",
+    "retrieval/posterior_fused/caption_to_image/r@10": "fused captions -> image r@10",
+    "loglik/caption": "log p(caption)",
+}
+KNOWN = COLUMNS | CAPTION_COLUMNS
 
 
 def table(groups: dict, columns: dict = COLUMNS) -> str:
@@ -85,17 +99,20 @@ def main(argv: list[str] | None = None) -> None:
         "--columns",
         type=lambda text: text.split(","),
         default=list(COLUMNS),
-        help=f"the metrics to show, comma-separated, of: {','.join(COLUMNS)}",
+        help=f"the metrics to show, comma-separated, of: {','.join(KNOWN)}; "
+        "`captions`: the COCO demo's token-caption columns",
     )
     parser.add_argument("--bare", action="store_true", help="the metrics table alone")
     args = parser.parse_args(argv)
-    unknown = set(args.columns) - set(COLUMNS)
+    if args.columns == ["captions"]:
+        args.columns = list(CAPTION_COLUMNS)
+    unknown = set(args.columns) - set(KNOWN)
     if unknown:
-        parser.error(f"unknown --columns {sorted(unknown)}; choose from {','.join(COLUMNS)}")
+        parser.error(f"unknown --columns {sorted(unknown)}; choose from {','.join(KNOWN)}")
     groups = group(read_records(args.sources))
     if not groups:
         raise SystemExit(f"no finished run or record in {[str(p) for p in args.sources]}")
-    metrics_table = table(groups, {key: COLUMNS[key] for key in args.columns})
+    metrics_table = table(groups, {key: KNOWN[key] for key in args.columns})
     if args.bare:
         print(metrics_table)
         return

@@ -236,6 +236,8 @@ def test_coco_demo_run_evaluates_retrieval_and_draws_fig14(tmp_path, coco_data_d
             for k in (1, 5, 10):
                 assert 0 <= metrics[f"test/retrieval/{measure}/{direction}/r@{k}"] <= 1
     assert metrics["test/retrieval/chance/caption_to_image/r@10"] == pytest.approx(10 / 20)
+    for k in (1, 5, 10):
+        assert 0 <= metrics[f"test/retrieval/posterior_fused/caption_to_image/r@{k}"] <= 1
     assert (tmp_path / "figures" / "caption_reconstructions.png").stat().st_size > 10_000
 
 
@@ -258,10 +260,8 @@ def test_coco_demo_with_token_captions_scores_what_generated_captions_say(tmp_pa
     assert datamodule.captioned["test"].captions.dtype == torch.long
     assert datamodule.vocabulary.decode(datamodule.captioned["test"].captions[:1])[0]
     for attribute in ("colours", "shapes", "positions", "all"):
-        for source in ("image", "chance"):
-            key = (
-                f"test/caption_attributes/{source}{'_to_caption' * (source == 'image')}/{attribute}"
-            )
+        for source in ("image_to_caption", "joint_to_caption", "caption_to_caption", "chance"):
+            key = f"test/caption_attributes/{source}/{attribute}"
             assert 0 <= metrics[key] <= 1, key
     assert 0 <= metrics["test/coherence/image_to_caption"] <= 1
     assert "test/retrieval/decoded/caption_to_image/r@1" not in metrics  # needs embeddings

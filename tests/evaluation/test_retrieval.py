@@ -8,10 +8,11 @@ from mwvae.evaluation.retrieval import (
     best_relevant_rank,
     chance_recall,
     chance_recalls,
+    fused_by_image,
     pairwise_w2_squared,
     retrieval_recalls,
 )
-from mwvae.gaussians import DiagGaussian, w2_squared
+from mwvae.gaussians import DiagGaussian, barycenter, w2_squared
 
 
 def test_pairwise_w2_matches_the_closed_form_pair_by_pair():
@@ -74,3 +75,25 @@ def test_chance_recalls_of_one_relevant_item_is_k_over_n():
     # Five relevant captions among 500: 1 - C(495, 10) / C(500, 10).
     expected = 1 - math.comb(495, 10) / math.comb(500, 10)
     assert math.isclose(chance["image_to_caption/r@10"], expected, rel_tol=1e-9)
+
+
+def test_fused_captions_are_each_images_w2_barycenter():
+    generator = torch.Generator().manual_seed(0)
+    owner = torch.tensor([0, 0, 1, 2, 2, 2])
+    q = DiagGaussian(torch.randn(6, 3, generator=generator), torch.randn(6, 3, generator=generator))
+    fused = fused_by_image(q, owner, 3)
+    for image in range(3):
+        rows = (owner == image).nonzero().squeeze(1).tolist()
+        expected = barycenter([DiagGaussian(q.mu[r : r + 1], q.logvar[r : r + 1]) for r in rows])
+        torch.testing.assert_close(fused.mu[image], expected.mu[0])
+        torch.testing.assert_close(fused.logvar[image], expected.logvar[0])
+    # The barycenter is the W2 minimiser: moving it away raises the summed W2^2.
+
+    def costs(p):
+        return sum(w2_squared(p, DiagGaussian(q.mu[r], q.logvar[r])) for r in (3, 4, 5))
+
+    at = DiagGaussian(fused.mu[2], fused.logvar[2])
+    assert costs(at) < costs(DiagGaussian(fused.mu[2] + 0.1, fused.logvar[2]))
+    assert costs(at) < costs(DiagGaussian(fused.mu[2], fused.logvar[2] + 0.1))
+    with pytest.raises(ValueError, match="without captions"):
+        fused_by_image(q, owner, 4)

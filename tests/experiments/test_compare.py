@@ -86,3 +86,13 @@ def test_an_unknown_column_is_refused_with_the_choices(tmp_path, make_run, capsy
     assert "unknown --columns ['w3']; choose from coherence/image_to_label," in (
         capsys.readouterr().err
     )
+
+
+def test_captions_selects_the_token_caption_columns(tmp_path, make_run, capsys):
+    metrics = {"test/caption_attributes/image_to_caption/colours": 0.5}
+    make_run(tmp_path / "sweep" / "0", "mw_vae", metrics)
+    main([str(tmp_path / "sweep"), "--bare", "--columns", "captions"])
+    header, _, row = capsys.readouterr().out.strip().splitlines()
+    assert header.startswith("| model | seeds | epochs x batches | colours, from the image |")
+    assert row.startswith("| `mw_vae` | 1 | 5 x all | 0.500 | - |")
+    assert "image -> label" not in header

@@ -66,7 +66,7 @@ def test_every_multimodal_model_learns_token_captions(model_class):
     batch = make_batch(modalities=MODALITIES_TOKENS)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
-    for step in range(40):
+    for step in range(20):
         model.reseed(step)
         optimizer.zero_grad()
         loss = model.objective(batch).loss
@@ -77,7 +77,7 @@ def test_every_multimodal_model_learns_token_captions(model_class):
                     assert p.grad is not None and p.grad.abs().sum() > 0, name
         optimizer.step()
         losses.append(loss.item())
-    assert sum(losses[-5:]) < 0.8 * sum(losses[:5])
+    assert sum(losses[-3:]) < 0.8 * sum(losses[:3])
 
 
 @pytest.mark.parametrize("model_class", MODELS, ids=lambda c: c.__name__)

@@ -1,10 +1,11 @@
 """Whether generated captions say what their images show (the COCO demo, captions as tokens).
 
 `caption_attributes/<S>_to_<m>/<attribute>`: for every subset S of
-modalities without the token caption m that the model infers from, the share
-of test examples whose caption generated from S (`reconstruct`: greedy
-decoding from the posterior mean) names exactly the colours, the coloured
-shapes, the positions, or `all` of these, of its image, as the dataset reads
+modalities that the model infers from (`joint`: all of them, the caption
+too; `<m>` alone: the caption rewritten from itself), the share of test
+examples whose caption m generated from S (`reconstruct`: greedy decoding
+from the posterior mean) names exactly the colours, the coloured shapes, the
+positions, or `all` of these, of its image, as the dataset reads
 a caption (`caption_attributes`; the demo: `mwvae.data.coco_demo_reading`).
 `caption_attributes/chance/<attribute>`: the same score of the true first
 caption of the next test image, a caption written for another scene.
@@ -42,7 +43,7 @@ def caption_attribute_metrics(
         true_captions = datamodule.caption_attributes(split[m])
         chance = agreement_shares(true_captions[1:] + true_captions[:1], truths)
         metrics |= {f"caption_attributes/chance/{a}": v for a, v in chance.items()}
-        for subset in inferable_subsets(model, [n for n in names if n != m]):
+        for subset in inferable_subsets(model, names):
             read: list[Attributes] = []
             for batch in InMemoryLoader(split, size, device=model.device):
                 ids = model.reconstruct({o: batch[o] for o in subset})[m]

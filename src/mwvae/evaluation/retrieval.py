@@ -5,7 +5,9 @@ image is among the top k. Image -> caption: each image ranks every caption;
 a hit when any of its own captions is among the top k (the usual COCO
 protocol). Scores are either the posterior similarity, minus the W2^2
 between the two unimodal posteriors, or the similarity of what one modality
-decodes to the other's real data.
+decodes to the other's real data. Fused: all the captions of an image, as
+one posterior (`fused_by_image`), rank every test image (caption -> image:
+a hit when that image is among the top k).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from mwvae.gaussians import DiagGaussian
+from mwvae.gaussians import DiagGaussian, barycenter
 
 Scores = Callable[[slice], Tensor]  # rows of the (queries x gallery) score matrix
 
@@ -93,6 +95,25 @@ def retrieval_recalls(
     ).items():
         metrics[f"image_to_caption/r@{k}"] = value
     return metrics
+
+
+def fused_by_image(q: DiagGaussian, owner: Tensor, num_images: int) -> DiagGaussian:
+    """Each image's captions fused into one posterior: the W2 barycenter of
+    theirs (`gaussians.barycenter`), the MW-VAE way of combining several
+    observations of one modality. `owner[c]` is the image of caption c
+    (sorted); every image needs one."""
+    counts = torch.bincount(owner, minlength=num_images)
+    if bool((counts == 0).any()):
+        raise ValueError("fused_by_image: an image without captions has nothing to fuse")
+    slot = torch.arange(len(owner), device=owner.device) - (counts.cumsum(0) - counts)[owner]
+    parts, masks = [], []
+    for j in range(int(counts.max())):  # the j-th caption of every image that has one
+        rows = slot == j
+        mu = q.mu.new_zeros(num_images, q.mu.shape[1]).index_copy_(0, owner[rows], q.mu[rows])
+        logvar = torch.zeros_like(mu).index_copy_(0, owner[rows], q.logvar[rows])
+        parts.append(DiagGaussian(mu, logvar))
+        masks.append(counts > j)
+    return barycenter(parts, masks)
 
 
 def chance_recalls(owner: Tensor, num_images: int, ks: Sequence[int] = (1, 5, 10)):

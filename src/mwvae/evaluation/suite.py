@@ -46,7 +46,13 @@ from mwvae.evaluation.figures import (
 from mwvae.evaluation.frechet import frechet_metrics
 from mwvae.evaluation.likelihood import likelihood_metrics
 from mwvae.evaluation.probe import linear_probe_accuracy
-from mwvae.evaluation.retrieval import chance_recalls, pairwise_w2_squared, retrieval_recalls
+from mwvae.evaluation.retrieval import (
+    chance_recalls,
+    fused_by_image,
+    pairwise_w2_squared,
+    recalls,
+    retrieval_recalls,
+)
 from mwvae.evaluation.settings import EvaluationSettings, resolve_settings
 from mwvae.gaussians import DiagGaussian
 from mwvae.likelihoods import Categorical, TokenSequence
@@ -221,7 +227,8 @@ def retrieval(
 ) -> dict[str, float]:
     """Image-caption recall@1/5/10 in both directions over every test caption,
     ranked by the W2^2 between the unimodal posteriors (the aligned parts) and,
-    for caption embeddings, by decoded similarity, with the chance levels. `names`: the modalities of
+    for caption embeddings, by decoded similarity, with the chance levels; and
+    caption -> image with each image's captions fused (`fused_by_image`). `names`: the modalities of
     the images and the captions."""
     image, caption = names
     if not (model.can_infer_from([image]) and model.can_infer_from([caption])):
@@ -267,6 +274,16 @@ def retrieval(
             metrics[f"retrieval/{measure}/{key}"] = value
     for key, value in chance_recalls(owner, n).items():
         metrics[f"retrieval/chance/{key}"] = value
+    fused = fused_by_image(q_caption, owner, n)
+    images_once = torch.arange(n, device=owner.device)
+    fused_recalls = recalls(
+        lambda r: -pairwise_w2_squared(rows(fused, r), q_image),
+        n,
+        lambda r: images_once[r, None] == images_once,
+        (1, 5, 10),
+    )
+    for k, value in fused_recalls.items():
+        metrics[f"retrieval/posterior_fused/caption_to_image/r@{k}"] = value
     return metrics
 
 
