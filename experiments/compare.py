@@ -43,6 +43,8 @@ CAPTION_COLUMNS = {
         for source, label in (("image_to_caption", "from the image"), ("chance", "chance"))
         for a in ("colours", "shapes", "positions", "all")
     },
+    "caption_attributes/joint_to_caption/all": "all, from image and caption",
+    "caption_attributes/caption_to_caption/all": "all, caption rewritten",
     "coherence/caption_to_image": "caption -> image",
     "coherence/joint": "joint coherence",
     "retrieval/posterior/caption_to_image/r@10": "caption -> image r@10",
