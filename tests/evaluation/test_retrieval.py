@@ -9,6 +9,7 @@ from mwvae.evaluation.retrieval import (
     chance_recall,
     chance_recalls,
     fused_by_image,
+    fused_caption_recalls,
     pairwise_w2_squared,
     retrieval_recalls,
 )
@@ -97,3 +98,15 @@ def test_fused_captions_are_each_images_w2_barycenter():
     assert costs(at) < costs(DiagGaussian(fused.mu[2], fused.logvar[2] + 0.1))
     with pytest.raises(ValueError, match="without captions"):
         fused_by_image(q, owner, 4)
+
+
+def test_fused_captions_find_their_image_when_it_sits_at_their_barycenter():
+    generator = torch.Generator().manual_seed(1)
+    owner = torch.tensor([0, 0, 1, 1, 1, 2])
+    q = DiagGaussian(torch.randn(6, 4, generator=generator), torch.randn(6, 4, generator=generator))
+    images = fused_by_image(q, owner, 3)
+    assert fused_caption_recalls(q, images, owner, ks=(1,)) == {"caption_to_image/r@1": 1.0}
+    reversed_images = DiagGaussian(images.mu.flip(0), images.logvar.flip(0))
+    found = fused_caption_recalls(q, reversed_images, owner, ks=(1, 3))
+    assert found["caption_to_image/r@1"] == pytest.approx(1 / 3)  # only the middle one
+    assert found["caption_to_image/r@3"] == 1.0

@@ -56,7 +56,7 @@ CAPTION_FORMATS = ("embedding", "tokens")
 
 
 class COCODataModule(InMemoryDataModule):
-    """Image + caption-embedding pairs from the official COCO 2017 layout
+    """Image + caption pairs (embeddings or token ids) from the official COCO 2017 layout
     (`mwvae.data.coco_source`); options: `Options`.
 
     `captioned[split]` holds each split's images and all their captions;

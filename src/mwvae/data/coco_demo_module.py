@@ -37,6 +37,7 @@ UNREAD = -1  # the class of a caption that names no colour set of the demo
 
 # The class of a demo scene: the set of its shapes' colours (one or two), an index here.
 COLOUR_SETS = [frozenset(c) for n in (1, 2) for c in itertools.combinations(COLOURS, n)]
+COLOUR_SET_INDEX = {colours: i for i, colours in enumerate(COLOUR_SETS)}
 
 
 class COCODemoDataModule(COCODataModule):
@@ -77,8 +78,7 @@ class COCODemoDataModule(COCODataModule):
 
     def caption_classes(self, ids: Tensor) -> Tensor:
         """The colour-set class each caption names (`UNREAD` for none of the demo's)."""
-        index = {colours: i for i, colours in enumerate(COLOUR_SETS)}
-        found = [index.get(a.colours, UNREAD) for a in self.caption_attributes(ids)]
+        found = [COLOUR_SET_INDEX.get(a.colours, UNREAD) for a in self.caption_attributes(ids)]
         return torch.tensor(found, device=ids.device)
 
     def scene_attributes(self, split: str) -> list[Attributes]:
@@ -101,10 +101,7 @@ class COCODemoDataModule(COCODataModule):
         split = super().read_folder(folder, uncaptioned)
         split.scenes = scenes(annotation_file(self.root, folder), uncaptioned)
         split.classes = torch.tensor(
-            [
-                COLOUR_SETS.index(frozenset(s["colour"] for s in scene["shapes"]))
-                for scene in split.scenes
-            ]
+            [COLOUR_SET_INDEX[scene_attributes(scene).colours] for scene in split.scenes]
         )
         if len(split.classes) != len(split.images):
             raise RuntimeError(f"{self.root}/{folder}: unreadable demo images; delete the folder")

@@ -116,6 +116,22 @@ def fused_by_image(q: DiagGaussian, owner: Tensor, num_images: int) -> DiagGauss
     return barycenter(parts, masks)
 
 
+def fused_caption_recalls(
+    q_caption: DiagGaussian, q_image: DiagGaussian, owner: Tensor, ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, float]:
+    """`caption_to_image/r@k` with all the captions of each image as one query
+    (`fused_by_image`), ranking the images by minus the W2^2 to their posteriors."""
+    num_images = len(q_image.mu)
+    fused = fused_by_image(q_caption, owner, num_images)
+    images = torch.arange(num_images, device=owner.device)
+
+    def scores(rows: slice) -> Tensor:
+        return -pairwise_w2_squared(DiagGaussian(fused.mu[rows], fused.logvar[rows]), q_image)
+
+    found = recalls(scores, num_images, lambda rows: images[rows, None] == images, ks)
+    return {f"caption_to_image/r@{k}": value for k, value in found.items()}
+
+
 def chance_recalls(owner: Tensor, num_images: int, ks: Sequence[int] = (1, 5, 10)):
     """recall@k of random rankings, for the same sizes."""
     captions_per_image = torch.bincount(owner.cpu(), minlength=num_images)

@@ -48,9 +48,8 @@ from mwvae.evaluation.likelihood import likelihood_metrics
 from mwvae.evaluation.probe import linear_probe_accuracy
 from mwvae.evaluation.retrieval import (
     chance_recalls,
-    fused_by_image,
+    fused_caption_recalls,
     pairwise_w2_squared,
-    recalls,
     retrieval_recalls,
 )
 from mwvae.evaluation.settings import EvaluationSettings, resolve_settings
@@ -228,8 +227,8 @@ def retrieval(
     """Image-caption recall@1/5/10 in both directions over every test caption,
     ranked by the W2^2 between the unimodal posteriors (the aligned parts) and,
     for caption embeddings, by decoded similarity, with the chance levels; and
-    caption -> image with each image's captions fused (`fused_by_image`). `names`: the modalities of
-    the images and the captions."""
+    caption -> image with each image's captions fused (`fused_caption_recalls`).
+    `names`: the modalities of the images and the captions."""
     image, caption = names
     if not (model.can_infer_from([image]) and model.can_infer_from([caption])):
         return {}
@@ -274,16 +273,8 @@ def retrieval(
             metrics[f"retrieval/{measure}/{key}"] = value
     for key, value in chance_recalls(owner, n).items():
         metrics[f"retrieval/chance/{key}"] = value
-    fused = fused_by_image(q_caption, owner, n)
-    images_once = torch.arange(n, device=owner.device)
-    fused_recalls = recalls(
-        lambda r: -pairwise_w2_squared(rows(fused, r), q_image),
-        n,
-        lambda r: images_once[r, None] == images_once,
-        (1, 5, 10),
-    )
-    for k, value in fused_recalls.items():
-        metrics[f"retrieval/posterior_fused/caption_to_image/r@{k}"] = value
+    for key, value in fused_caption_recalls(q_caption, q_image, owner).items():
+        metrics[f"retrieval/posterior_fused/{key}"] = value
     return metrics
 
 
