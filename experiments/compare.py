@@ -18,6 +18,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+from mwvae.data.coco_demo_reading import ATTRIBUTES
 from records import budget_text, cell, group, link, read_records
 
 COLUMNS = {
@@ -41,12 +42,12 @@ CAPTION_COLUMNS = {
     **{
         f"caption_attributes/{source}/{a}": f"{a}, {label}"
         for source, label in (("image_to_caption", "from the image"), ("chance", "chance"))
-        for a in ("colours", "shapes", "positions", "all")
+        for a in ATTRIBUTES
     },
     "caption_attributes/joint_to_caption/all": "all, from image and caption",
     "caption_attributes/caption_to_caption/all": "all, caption rewritten",
     "coherence/caption_to_image": "caption -> image",
-    "coherence/joint": "joint coherence",
+    "coherence/joint": COLUMNS["coherence/joint"],
     "retrieval/posterior/caption_to_image/r@10": "caption -> image r@10",
     "retrieval/posterior_fused/caption_to_image/r@10": "fused captions -> image r@10",
     "loglik/caption": "log p(caption)",

@@ -20,6 +20,7 @@ from omegaconf.errors import ValidationError
 from mwvae import load_model, training
 from mwvae.config import ConfigError, compose_config
 from mwvae.config.catalog import model_class, model_names
+from mwvae.data.coco_demo_reading import ATTRIBUTES
 from mwvae.data.mnist_source import DatasetMissingError
 from mwvae.training import NVML_CHECK, freeze_long_lived, skip_unloadable_nvml, train
 from tests.cli import run_module
@@ -259,7 +260,7 @@ def test_coco_demo_with_token_captions_scores_what_generated_captions_say(tmp_pa
     datamodule = objects["datamodule"]
     assert datamodule.captioned["test"].captions.dtype == torch.long
     assert datamodule.vocabulary.decode(datamodule.captioned["test"].captions[:1])[0]
-    for attribute in ("colours", "shapes", "positions", "all"):
+    for attribute in ATTRIBUTES:
         for source in ("image_to_caption", "joint_to_caption", "caption_to_caption", "chance"):
             key = f"test/caption_attributes/{source}/{attribute}"
             assert 0 <= metrics[key] <= 1, key

@@ -2,7 +2,8 @@
 
 import pytest
 
-from mwvae.data.tokens import CaptionVocabulary, TokenOptions, load_tokenizer, tokenize
+from mwvae.data.captions import load_tokenizer
+from mwvae.data.tokens import CaptionVocabulary, TokenOptions, tokenize
 from mwvae.special_tokens import EOS_ID, PAD_ID, SPECIALS, UNK_ID
 
 CAPTIONS = ["A red circle on the left.", "a blue square at the top", "A red star, and a red box."]

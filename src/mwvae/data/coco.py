@@ -37,7 +37,7 @@ from mwvae.data.captioned import (
     CaptionedSplit,
     presence_masks,
 )
-from mwvae.data.captions import CaptionEmbedder
+from mwvae.data.captions import CaptionEmbedder, load_tokenizer
 from mwvae.data.coco_source import (
     FOLDERS,
     annotation_file,
@@ -46,7 +46,7 @@ from mwvae.data.coco_source import (
     read_annotations,
 )
 from mwvae.data.module import InMemoryDataModule, Split
-from mwvae.data.tokens import CaptionVocabulary, TokenOptions, load_tokenizer, tokenize
+from mwvae.data.tokens import CaptionVocabulary, TokenOptions, tokenize
 from mwvae.options import OptionError, bounded, choice
 
 log = logging.getLogger(__name__)

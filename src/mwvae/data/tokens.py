@@ -15,13 +15,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
-from mwvae.data.captions import DEFAULT_MODEL, resolve_model_path
+from mwvae.data.captions import DEFAULT_MODEL
 from mwvae.options import bounded
 from mwvae.special_tokens import EOS_ID, PAD_ID, SPECIALS, UNK, UNK_ID
 
@@ -33,11 +32,6 @@ class TokenOptions:
     vocab_size: int = bounded(1000, minimum=len(SPECIALS) + 1)  # the decoder's softmax size
     max_length: int = bounded(32, minimum=2)  # ids per caption, [EOS] included
     tokenizer: str = DEFAULT_MODEL  # whose WordPiece vocabulary splits the words
-
-
-def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
-    path = resolve_model_path(name)
-    return AutoTokenizer.from_pretrained(path, local_files_only=Path(path).is_dir())
 
 
 def tokenize(tokenizer: PreTrainedTokenizerBase, captions: Sequence[str]) -> list[list[str]]:
