@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from mwvae.data.coco_demo_reading import ATTRIBUTES
+from mwvae.evaluation.caption_scores import SCORES
 from records import budget_text, cell, group, link, read_records
 
 COLUMNS = {
@@ -46,6 +47,11 @@ CAPTION_COLUMNS = {
     },
     "caption_attributes/joint_to_caption/all": "all, from image and caption",
     "caption_attributes/caption_to_caption/all": "all, caption rewritten",
+    **{
+        f"caption_text/{source}/{score}": f"{name}, {label}"
+        for source, label in (("image_to_caption", "from the image"), ("chance", "chance"))
+        for score, name in zip(SCORES, ("BLEU-4", "CIDEr-D"), strict=True)
+    },
     "coherence/caption_to_image": "caption -> image",
     "coherence/joint": COLUMNS["coherence/joint"],
     "retrieval/posterior/caption_to_image/r@10": "caption -> image r@10",

@@ -22,6 +22,7 @@ from mwvae.config import ConfigError, compose_config
 from mwvae.config.catalog import model_class, model_names
 from mwvae.data.coco_demo_reading import ATTRIBUTES
 from mwvae.data.mnist_source import DatasetMissingError
+from mwvae.evaluation.caption_scores import SCORES
 from mwvae.training import NVML_CHECK, freeze_long_lived, skip_unloadable_nvml, train
 from tests.cli import run_module
 from tests.subsets import SUBSET
@@ -264,6 +265,9 @@ def test_coco_demo_with_token_captions_scores_what_generated_captions_say(tmp_pa
         for source in ("image_to_caption", "joint_to_caption", "caption_to_caption", "chance"):
             key = f"test/caption_attributes/{source}/{attribute}"
             assert 0 <= metrics[key] <= 1, key
+    for score in SCORES:
+        for source in ("image_to_caption", "joint_to_caption", "caption_to_caption", "chance"):
+            assert metrics[f"test/caption_text/{source}/{score}"] >= 0
     assert 0 <= metrics["test/coherence/image_to_caption"] <= 1
     assert "test/retrieval/decoded/caption_to_image/r@1" not in metrics  # needs embeddings
     assert 0 <= metrics["test/retrieval/posterior/caption_to_image/r@1"] <= 1

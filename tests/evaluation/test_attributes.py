@@ -1,13 +1,14 @@
-"""caption_attribute_metrics on a model whose captions are set by hand."""
+"""caption_attribute_metrics of the captions written by a model whose captions are set by hand."""
 
 import pytest
 import torch
 
 from mwvae.data.coco_demo_reading import Attributes
 from mwvae.evaluation.attributes import caption_attribute_metrics
+from mwvae.evaluation.written_captions import written_captions
 from mwvae.models import MWVAE
 
-from ..models.tiny import IMAGE, TOKENS, make_model
+from ..models.tiny import IMAGE, LABEL, TOKENS, make_model
 
 RED_STAR = Attributes(frozenset({("red", "star")}), frozenset({"left"}))
 RED_BOX = Attributes(frozenset({("red", "square")}), frozenset({"left"}))
@@ -38,7 +39,9 @@ def test_written_captions_are_scored_attribute_by_attribute_against_their_images
         return {"caption": observed["caption"]}
 
     model.reconstruct = written
-    metrics = caption_attribute_metrics(model, Demo(), split, size=3)
+    written = written_captions(model, split, size=3)  # batches of 3 and 1
+    assert set(written["caption"]) == {"image", "caption", "joint"}
+    metrics = caption_attribute_metrics(Demo(), split, written)
     image = {
         a: metrics[f"caption_attributes/image_to_caption/{a}"]
         for a in ("colours", "shapes", "positions", "all")
@@ -56,5 +59,11 @@ def test_written_captions_are_scored_attribute_by_attribute_against_their_images
 
 
 def test_data_that_cannot_read_captions_give_no_keys():
-    model = make_model(MWVAE, modalities={"image": IMAGE, "caption": TOKENS}).eval()
-    assert caption_attribute_metrics(model, object(), {}, size=3) == {}
+    written = {"caption": {"image": torch.tensor([[4, 3, 0]])}}
+    assert caption_attribute_metrics(object(), {}, written) == {}
+
+
+def test_models_without_token_captions_write_none():
+    model = make_model(MWVAE, modalities={"image": IMAGE, "label": LABEL}).eval()
+    split = {"image": torch.rand(4, 1, 4, 4), "label": torch.tensor([0, 1, 2, 3])}
+    assert written_captions(model, split, size=3) == {}

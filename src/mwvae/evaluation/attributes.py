@@ -3,23 +3,19 @@
 `caption_attributes/<S>_to_<m>/<attribute>`: for every subset S of
 modalities that the model infers from (`joint`: all of them, the caption
 too; `<m>` alone: the caption rewritten from itself), the share of test
-examples whose caption m generated from S (`reconstruct`: greedy decoding
-from the posterior mean) names exactly the colours, the coloured shapes, the
-positions, or `all` of these, of its image, as the dataset reads
-a caption (`caption_attributes`; the demo: `mwvae.data.coco_demo_reading`).
+examples whose caption m generated from S (`written_captions`) names
+exactly the colours, the coloured shapes, the positions, or `all` of these,
+of its image, as the dataset reads a caption (`caption_attributes`; the demo: `mwvae.data.coco_demo_reading`).
 `caption_attributes/chance/<attribute>`: the same score of the true first
 caption of the next test image, a caption written for another scene.
 """
 
 from __future__ import annotations
 
-import torch
+from torch import Tensor
 
 from mwvae.data.coco_demo_reading import ATTRIBUTES, Attributes
-from mwvae.data.loader import InMemoryLoader
-from mwvae.evaluation.likelihood import inferable_subsets, subset_name
-from mwvae.likelihoods import TokenSequence
-from mwvae.models.base import MultimodalVAE
+from mwvae.evaluation.written_captions import Written
 
 
 def agreement_shares(read: list[Attributes], truths: list[Attributes]) -> dict[str, float]:
@@ -28,26 +24,20 @@ def agreement_shares(read: list[Attributes], truths: list[Attributes]) -> dict[s
     return {a: sum(h[a] for h in hits) / len(hits) for a in ATTRIBUTES}
 
 
-@torch.no_grad()
 def caption_attribute_metrics(
-    model: MultimodalVAE, datamodule, split: dict[str, torch.Tensor], size: int
+    datamodule, split: dict[str, Tensor], written: Written
 ) -> dict[str, float]:
-    """The module docstring's keys; {} unless the data can read captions' attributes."""
+    """The module docstring's keys for the captions `written` (`written_captions`)
+    on the test `split`; {} unless the data can read captions' attributes."""
     if not hasattr(datamodule, "caption_attributes"):
         return {}
-    captions = [m for m, lik in model.likelihoods.items() if isinstance(lik, TokenSequence)]
-    names = [m for m in model.modality_names if m in split]
     truths = datamodule.scene_attributes("test")
     metrics = {}
-    for m in captions:
+    for m, by_source in written.items():
         true_captions = datamodule.caption_attributes(split[m])
         chance = agreement_shares(true_captions[1:] + true_captions[:1], truths)
         metrics |= {f"caption_attributes/chance/{a}": v for a, v in chance.items()}
-        for subset in inferable_subsets(model, names):
-            read: list[Attributes] = []
-            for batch in InMemoryLoader(split, size, device=model.device):
-                ids = model.reconstruct({o: batch[o] for o in subset})[m]
-                read += datamodule.caption_attributes(ids)
-            key = f"caption_attributes/{subset_name(subset, names)}_to_{m}"
-            metrics |= {f"{key}/{a}": v for a, v in agreement_shares(read, truths).items()}
+        for source, ids in by_source.items():
+            read = agreement_shares(datamodule.caption_attributes(ids), truths)
+            metrics |= {f"caption_attributes/{source}_to_{m}/{a}": v for a, v in read.items()}
     return metrics

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from mwvae.data.captioned import CaptionedSplit
 from mwvae.data.loader import InMemoryLoader
 from mwvae.evaluation.attributes import caption_attribute_metrics
+from mwvae.evaluation.caption_scores import caption_score_metrics
 from mwvae.evaluation.classifier import load_classifiers
 from mwvae.evaluation.coherence import (
     Reader,
@@ -53,6 +54,7 @@ from mwvae.evaluation.retrieval import (
     retrieval_recalls,
 )
 from mwvae.evaluation.settings import EvaluationSettings, resolve_settings
+from mwvae.evaluation.written_captions import written_captions
 from mwvae.gaussians import DiagGaussian
 from mwvae.likelihoods import Categorical, TokenSequence
 from mwvae.models.base import MultimodalVAE
@@ -300,11 +302,12 @@ def evaluate(
     data = {m: test[m] for m in model.modality_names}
     metrics = {f"evaluator_accuracy/{m}": c.test_accuracy for m, c in classifiers.items()}
     metrics |= reconstruction_errors(model, data, size)
+    written = written_captions(model, data, size)
+    metrics |= caption_attribute_metrics(datamodule, data, written)
     classes = datamodule.splits["test"][class_key] if class_key else None
     if classes is not None:
         reading = class_readers(datamodule, classifiers)
         metrics |= coherences(model, data, classes, reading, size, settings.joint_samples)
-        metrics |= caption_attribute_metrics(model, datamodule, data, size)
     metrics |= style_errors(model, data, size)
     metrics |= likelihood_metrics(model, data, **asdict(settings.likelihood), seed=settings.seed)
     if classes is not None:
@@ -314,6 +317,8 @@ def evaluate(
     captioned, paired = captions(datamodule, model)
     if captioned is not None:
         metrics |= retrieval(model, captioned, paired, size)
+        if written:
+            metrics |= caption_score_metrics(written, caption_text(datamodule), captioned)
     # Last, and from streams of its own: the numbers above do not depend on it.
     metrics |= frechet_metrics(model, data, classifiers, settings.fd_samples, size, settings.seed)
     return {f"test/{k}": v for k, v in metrics.items()}
