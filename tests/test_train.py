@@ -20,6 +20,7 @@ from omegaconf.errors import ValidationError
 from mwvae import load_model, training
 from mwvae.config import ConfigError, compose_config
 from mwvae.config.catalog import model_class, model_names
+from mwvae.data.coco_demo import generate_coco_demo
 from mwvae.data.coco_demo_reading import ATTRIBUTES
 from mwvae.data.mnist_source import DatasetMissingError
 from mwvae.evaluation.caption_scores import SCORES
@@ -272,6 +273,29 @@ def test_coco_demo_with_token_captions_scores_what_generated_captions_say(tmp_pa
     assert "test/retrieval/decoded/caption_to_image/r@1" not in metrics  # needs embeddings
     assert 0 <= metrics["test/retrieval/posterior/caption_to_image/r@1"] <= 1
     assert 0 <= metrics["test/recon_token_error_rate/image_only/caption"] <= 1
+
+
+def test_coco_with_token_captions_scores_them_against_the_references(tmp_path, coco_data_dir):
+    """data=coco (the official layout: here a generated demo in it) knows nothing of what
+    a caption says, so written captions are scored by BLEU-4 and CIDEr-D only."""
+    root = generate_coco_demo(coco_data_dir / "coco_layout", num_train=40, num_val=20)
+    metrics, _ = train(
+        config(
+            tmp_path,
+            "data=coco",
+            "data/text=tokens",
+            f"data.root={root}",
+            "trainer.max_epochs=1",
+            "figures=false",
+            "evaluation.likelihood.num_samples=10",
+            "evaluation.fd_samples=20",
+        )
+    )
+    for score in SCORES:
+        for source in ("image_to_caption", "joint_to_caption", "chance"):
+            assert metrics[f"test/caption_text/{source}/{score}"] >= 0
+    assert metrics["test/caption_text/chance/cider_d"] > 0  # other scenes share words
+    assert not [k for k in metrics if "caption_attributes" in k]
 
 
 def test_a_caption_format_without_its_networks_fails_before_training(tmp_path):
