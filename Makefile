@@ -61,7 +61,8 @@ compare: install ## Train every model of conf/model/ over 3 seeds (hours on a CP
 	$(PY) experiments/record.py $(SWEEP) --out $(SWEEP)/records
 	$(PY) experiments/compare.py $(SWEEP) | tee $(SWEEP)/results.md
 
-peer-multivae: peer-env ## Our mvae_poe beside MultiVae's MVAE (same networks, init, data; 3 seeds x 5 epochs, ~25 min), MultiVae 1.0.3 in a throwaway .peer-env/
+peer-multivae: peer-env ## Our mvae_poe (or ARGS="--model mopoe|jmvae|mmvae") beside MultiVae's (same networks, init, data; 3 seeds x 5 epochs, ~25 min), MultiVae 1.0.3 in a throwaway .peer-env/
+	PYTHONPATH=src:experiments $(PEER_ENV)/bin/python -m pytest -q -p no:cacheprovider -n 0 tests/experiments/test_multivae_side_by_side.py -k objective
 	PYTHONPATH=src:experiments $(PEER_ENV)/bin/python experiments/multivae_side_by_side.py $(ARGS)
 
 peer-env: install ## MultiVae 1.0.3 in a throwaway .peer-env/ that also sees this project's packages (never a dependency)

@@ -1,8 +1,8 @@
-"""Our `mvae_poe`, `mopoe` and `jmvae` beside MultiVae's MVAE, MoPoE and
-JMVAE: the same networks, initialisation and data.
+"""Our `mvae_poe`, `mopoe`, `jmvae` and `mmvae` beside MultiVae's MVAE, MoPoE,
+JMVAE and MMVAE: the same networks, initialisation and data.
 
-    make peer-multivae ARGS="--seeds 0,1,2 --epochs 5 [--model mopoe|jmvae]"
-    .peer-env/bin/python experiments/multivae_side_by_side.py [--model mvae_poe|mopoe|jmvae]
+    make peer-multivae ARGS="--seeds 0,1,2 --epochs 5 [--model mopoe|jmvae|mmvae]"
+    .peer-env/bin/python experiments/multivae_side_by_side.py [--model mvae_poe|mopoe|jmvae|mmvae]
         [--seeds 0,1,2] [--epochs 5] [--threads 1] [--override KEY=VALUE ...] [--out RECORD]
     python experiments/multivae_side_by_side.py --table RECORD [RECORD ...]
 
@@ -18,7 +18,12 @@ the warm-up ends, then the best on the validation split). `--model mopoe`
 trains our `mopoe` as MultiVae's MoPoE computes it (`PEERS`: one subset's
 sample decoded per example, the prior an expert of the whole set's product
 only) beside MultiVae's MoPoE, `--model jmvae` our `jmvae` (its joint
-encoder too) beside MultiVae's JMVAE, both without warm-up. The trained
+encoder too) beside MultiVae's JMVAE, both without warm-up, `--model mmvae`
+our `mmvae` beside MultiVae's MMVAE set to compute the same objective
+(`MMVAE_AS_OURS`: one sample per expert, the plain IWAE loss, which at K = 1
+is our stratified ELBO, Gaussian posteriors and a fixed N(0, I) prior, where
+MultiVae's defaults are K = 10 with DReG gradients and Laplace distributions
+with a learned prior scale). The trained
 networks of both are then scored by our evaluation on the same test set, so
 the only differences left are the two objectives' code and the two training
 loops. `--override` changes both (Hydra overrides of the shared config, e.g.
@@ -42,7 +47,7 @@ import torch.nn.functional as F
 from mwvae.config import compose_config
 from mwvae.evaluation.suite import evaluate
 from mwvae.machine import machine
-from mwvae.models import JMVAE, MoPoE
+from mwvae.models import JMVAE, MMVAE, MoPoE
 from mwvae.models.jmvae import JOINT
 from mwvae.training import seeded_model_and_data, train
 from records import cell, commit  # experiments/ is the script's folder
@@ -83,7 +88,11 @@ PEERS = {
     "mvae_poe": [],
     "mopoe": ["model.subsets=sampled", "model.prior_expert=whole_set"],
     "jmvae": [],  # MultiVae anneals alpha's term with the KL one; neither warms up here
+    "mmvae": [],
 }
+# MultiVae's MMVAE options that make it compute our `mmvae`'s objective (its
+# defaults: K=10, loss="dreg_looser", Laplace posteriors and prior, learned prior).
+MMVAE_AS_OURS = dict(K=1, loss="iwae_looser", prior_and_posterior_dist="normal", learn_prior=False)
 
 
 def config(
@@ -118,13 +127,13 @@ def train_ours(cfg) -> tuple[dict[str, float], float]:
     return metrics, metrics["time/fit_seconds"]  # fit with its validation, as MultiVae's
 
 
-def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
-    models, networks, BaseTrainer, BaseTrainerConfig, ModelOutput = multivae()
+def peer_model(model, datamodule, cfg):
+    """MultiVae's model of `model`'s kind around `model`'s own networks (the
+    same modules, not copies), and a function that gives MultiVae's dataset of
+    a split of `datamodule` (set up)."""
+    models, networks, _, _, ModelOutput = multivae()
     BaseEncoder, BaseDecoder, BaseJointEncoder = networks
     from multivae.data.datasets.base import MultimodalBaseDataset
-
-    model, datamodule = seeded_model_and_data(cfg)  # the weights `train` starts from
-    datamodule.setup()
 
     class Encoder(BaseEncoder):  # our encoder, MultiVae's interface (labels arrive one-hot)
         def __init__(self, inner, one_hot: bool):
@@ -186,8 +195,18 @@ def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
         joint = JointEncoder(model.encoders[JOINT], model.latent_dim)
         peer_config = models.JMVAEConfig(**shared, alpha=options.alpha, warmup=warmup)
         peer = models.JMVAE(peer_config, **networks, joint_encoder=joint)
+    elif isinstance(model, MMVAE):
+        peer = models.MMVAE(models.MMVAEConfig(**shared, **MMVAE_AS_OURS), **networks)
     else:
         peer = models.MVAE(models.MVAEConfig(**shared, warmup=warmup), **networks)
+    return peer, dataset
+
+
+def train_multivae(cfg, output_dir: Path) -> tuple[dict[str, float], float]:
+    _, _, BaseTrainer, BaseTrainerConfig, _ = multivae()
+    model, datamodule = seeded_model_and_data(cfg)  # the weights `train` starts from
+    datamodule.setup()
+    peer, dataset = peer_model(model, datamodule, cfg)
     trainer = BaseTrainer(
         peer,
         train_dataset=dataset("train"),
@@ -220,7 +239,9 @@ def rows(record: dict) -> list[str]:
     results, setting = record["seeds"], ", ".join(record.get("overrides", [])) or "defaults"
     model = record.get("model", "mvae_poe")  # the records before --model
     ours = ", ".join(record.get("model_overrides", []))  # how ours was set to compute the same
-    names = {"mwvae": f"{model} ({ours})" if ours else model, "multivae": model}
+    theirs = ", ".join(f"{k}={v}" for k, v in record.get("peer_options", {}).items())
+    names = {"mwvae": f"{model} ({ours})" if ours else model}
+    names["multivae"] = f"{model} ({theirs})" if theirs else model
     lines = []
     for side in ("mwvae", "multivae"):
         cells = [cell([r[side]["metrics"][k] for r in results]) for k in METRICS]
@@ -286,6 +307,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"seed {seed}: " + json.dumps(results[-1]), flush=True)
     record = {"commit": commit(), "date": datetime.date.today().isoformat()}
     record |= {"machine": machine(), "model": args.model, "model_overrides": PEERS[args.model]}
+    if args.model == "mmvae":
+        record["peer_options"] = MMVAE_AS_OURS
     record |= {"epochs": args.epochs, "threads": args.threads}
     record |= {"overrides": args.override, "seeds": results}
     print(table([record]))
