@@ -16,12 +16,15 @@ if str(EXPERIMENTS) not in sys.path:
     sys.path.insert(0, str(EXPERIMENTS))
 
 
-def write_run(folder: Path, model: str, metrics: dict, config: dict | None = None) -> Path:
+def write_run(
+    folder: Path, model: str, metrics: dict, config: dict | None = None, data: str = "mnist"
+) -> Path:
     """A finished run folder as `mwvae.train` leaves it (the parts the
     report scripts read)."""
     config = {"trainer": {"max_epochs": 5, "limit_train_batches": None}} | (config or {})
     (folder / ".hydra").mkdir(parents=True)
-    hydra = {"runtime": {"choices": {"model": model}}, "overrides": {"task": [f"model={model}"]}}
+    choices = {"model": model, "data": data}
+    hydra = {"runtime": {"choices": choices}, "overrides": {"task": [f"model={model}"]}}
     (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": hydra}))
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     (folder / "metrics.json").write_text(json.dumps(metrics))

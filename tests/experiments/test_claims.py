@@ -3,7 +3,9 @@ standard error over seeds, in the claimed direction."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -28,11 +30,16 @@ def test_one_seed_has_no_spread_to_judge_by():
     assert found.difference == pytest.approx(0.75)
 
 
-def test_claims_name_metrics_the_comparison_reports():
-    from compare import COLUMNS
-
-    metrics = {metric for claim in CLAIMS for _, metric in (claim.left, claim.right)}
-    assert metrics <= set(COLUMNS) and {c.relation for c in CLAIMS} <= {"<", ">"}
+def test_claims_name_metrics_that_the_committed_records_hold():
+    results = Path(__file__).resolve().parents[2] / "experiments" / "results"
+    for data, folder in (("mnist", "compare_5epochs"), ("polymnist", "polymnist_10xall")):
+        records = [json.loads(p.read_text()) for p in (results / folder).glob("*.json")]
+        for claim in (c for c in CLAIMS if c.data == data):
+            for model, metric in (claim.left, claim.right):
+                found = [r for r in records if r["choices"]["model"] == model]
+                assert found and all(f"test/{metric}" in r["metrics"] for r in found), claim
+    assert {c.relation for c in CLAIMS} == {"<", ">"}
+    assert {c.data for c in CLAIMS} == {"mnist", "polymnist"}
 
 
 def test_the_table_has_a_row_per_claim_and_budget_with_both_sides(tmp_path, make_run, capsys):
@@ -47,3 +54,16 @@ def test_the_table_has_a_row_per_claim_and_budget_with_both_sides(tmp_path, make
     assert "| 0.82 +- 0.0163 |" in rows[0]  # 0.92 - 0.10, s.e. sqrt(0.0004/3 + 0.0004/3)
     assert "`mvae_poe_paper` coherence/image_to_label 0.110 (1)" in rows[1]
     assert rows[1].endswith("| **one seed** |")
+
+
+def test_a_claim_is_decided_by_the_records_of_its_dataset_only(tmp_path, make_run, capsys):
+    for seed in range(2):  # M-VAE on PolyMNIST must not stand in for M-VAE on MNIST
+        make_run(tmp_path / f"mw{seed}", "mw_vae", {"test/w2": 0.5 + seed / 10})
+        make_run(tmp_path / f"m{seed}", "m_vae", {"test/w2": 20 + seed}, data="polymnist")
+    with pytest.raises(SystemExit, match="no claim"):
+        main([str(tmp_path)])
+    for seed in range(2):
+        make_run(tmp_path / f"pw{seed}", "mw_vae", {"test/w2": 0.1 * seed}, data="polymnist")
+    main([str(tmp_path)])
+    (row,) = capsys.readouterr().out.splitlines()[2:]
+    assert "five posteriors agree" in row and row.endswith("| **holds** |")
