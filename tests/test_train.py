@@ -11,6 +11,7 @@ import os
 import subprocess
 import weakref
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -150,6 +151,28 @@ def test_a_failing_figure_costs_neither_the_metrics_nor_the_other_figures(
     assert not (tmp_path / "figures" / "reconstructions.png").exists()
     for name in ("training_curves", "latent_projection"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000
+
+
+def test_training_the_classifiers_is_timed_apart_from_the_evaluation(tmp_path, monkeypatch):
+    """time/evaluation_seconds is the evaluation's own time in every run: the
+    classifiers that a dataset's first evaluation trains (then caches) are
+    loaded, or trained, before it, into time/classifier_seconds."""
+    clock = {"now": 0.0}  # training.py's own clock, advanced by the two stand-ins below
+    monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+
+    def advancing(seconds, value):
+        def call(*args, **kwargs):
+            clock["now"] += seconds
+            return value
+
+        return call
+
+    monkeypatch.setattr(training, "load_classifiers", advancing(100.0, {}))
+    monkeypatch.setattr(training, "evaluate", advancing(2.0, {"test/coherence/joint": 0.5}))
+    metrics, _ = train(config(tmp_path, "debug=fast", "evaluate=true", "figures=false"))
+    assert metrics["time/classifier_seconds"] == 100.0
+    assert metrics["time/evaluation_seconds"] == 2.0
+    assert metrics["test/coherence/joint"] == 0.5
 
 
 def test_wandb_runs_offline_and_receives_the_figures(tmp_path, monkeypatch):
