@@ -159,12 +159,15 @@ def values(groups: dict, claim: Claim, side: tuple[str, str], trained) -> list[f
     return [r["metrics"][f"test/{metric}"] for r in records if f"test/{metric}" in r["metrics"]]
 
 
-def table(groups: dict) -> str:
-    lines = [
-        "| claim | paper | epochs x batches | left (seeds) | claimed | right (seeds) "
-        "| difference (+- s.e.) | verdict |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+HEADER = (
+    "| claim | paper | epochs x batches | left (seeds) | claimed | right (seeds) "
+    "| difference (+- s.e.) | verdict |\n|---|---|---|---|---|---|---|---|"
+)
+
+
+def rows(groups: dict) -> list[str]:
+    """One table row per claim and budget at which both its sides have records."""
+    lines = []
     budgets = sorted({trained for _, trained in groups})
     for claim in CLAIMS:
         for trained in budgets:
@@ -182,7 +185,7 @@ def table(groups: dict) -> str:
                 f"{claim.relation} | {sides[1]} | {found.difference:.3g}{spread} | "
                 f"**{found.word}** |"
             )
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -194,12 +197,12 @@ def main(argv: list[str] | None = None) -> None:
     groups = group(read_records(args.sources))
     if not groups:
         raise SystemExit(f"no finished run or record in {[str(p) for p in args.sources]}")
-    found = table(groups)
-    if len(found.splitlines()) == 2:
+    found = rows(groups)
+    if not found:
         raise SystemExit(
             f"no claim has records of both its sides in {[str(p) for p in args.sources]}"
         )
-    print(found)
+    print("\n".join([HEADER, *found]))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ sample decoded per example, the prior an expert of the whole set's product
 only) beside MultiVae's MoPoE, `--model jmvae` our `jmvae` (its joint
 encoder too) beside MultiVae's JMVAE, both without warm-up, `--model mmvae`
 our `mmvae` beside MultiVae's MMVAE set to compute the same objective
-(`MMVAE_AS_OURS`: one sample per expert, the plain IWAE loss, which at K = 1
+(`PEER_OPTIONS`: one sample per expert, the plain IWAE loss, which at K = 1
 is our stratified ELBO, Gaussian posteriors and a fixed N(0, I) prior, where
 MultiVae's defaults are K = 10 with DReG gradients and Laplace distributions
 with a learned prior scale). The trained
@@ -90,9 +90,11 @@ PEERS = {
     "jmvae": [],  # MultiVae anneals alpha's term with the KL one; neither warms up here
     "mmvae": [],
 }
-# MultiVae's MMVAE options that make it compute our `mmvae`'s objective (its
+# Per model: MultiVae's options that make its model compute ours (MMVAE's
 # defaults: K=10, loss="dreg_looser", Laplace posteriors and prior, learned prior).
-MMVAE_AS_OURS = dict(K=1, loss="iwae_looser", prior_and_posterior_dist="normal", learn_prior=False)
+PEER_OPTIONS = {
+    "mmvae": dict(K=1, loss="iwae_looser", prior_and_posterior_dist="normal", learn_prior=False),
+}
 
 
 def config(
@@ -196,7 +198,7 @@ def peer_model(model, datamodule, cfg):
         peer_config = models.JMVAEConfig(**shared, alpha=options.alpha, warmup=warmup)
         peer = models.JMVAE(peer_config, **networks, joint_encoder=joint)
     elif isinstance(model, MMVAE):
-        peer = models.MMVAE(models.MMVAEConfig(**shared, **MMVAE_AS_OURS), **networks)
+        peer = models.MMVAE(models.MMVAEConfig(**shared, **PEER_OPTIONS["mmvae"]), **networks)
     else:
         peer = models.MVAE(models.MVAEConfig(**shared, warmup=warmup), **networks)
     return peer, dataset
@@ -307,8 +309,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"seed {seed}: " + json.dumps(results[-1]), flush=True)
     record = {"commit": commit(), "date": datetime.date.today().isoformat()}
     record |= {"machine": machine(), "model": args.model, "model_overrides": PEERS[args.model]}
-    if args.model == "mmvae":
-        record["peer_options"] = MMVAE_AS_OURS
+    if args.model in PEER_OPTIONS:
+        record["peer_options"] = PEER_OPTIONS[args.model]
     record |= {"epochs": args.epochs, "threads": args.threads}
     record |= {"overrides": args.override, "seeds": results}
     print(table([record]))

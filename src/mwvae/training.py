@@ -156,10 +156,10 @@ def fit_and_evaluate(
             # Trained on a dataset's first evaluation on a machine, then cached: timed
             # apart, so that evaluation_seconds is the same quantity in every run.
             started = time.perf_counter()
-            load_classifiers(datamodule, model.modality_names)
+            classifiers = load_classifiers(datamodule, model.modality_names)
             metrics["time/classifier_seconds"] = time.perf_counter() - started
             started = time.perf_counter()
-            metrics |= evaluate(model, datamodule, settings)
+            metrics |= evaluate(model, datamodule, settings, classifiers)
             metrics["time/evaluation_seconds"] = time.perf_counter() - started
         write_json(output_dir / "metrics.json", metrics)
         if cfg.figures:

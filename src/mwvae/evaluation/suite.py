@@ -23,7 +23,7 @@ from mwvae.data.captioned import CaptionedSplit
 from mwvae.data.loader import InMemoryLoader
 from mwvae.evaluation.attributes import caption_attribute_metrics
 from mwvae.evaluation.caption_scores import caption_score_metrics
-from mwvae.evaluation.classifier import load_classifiers
+from mwvae.evaluation.classifier import Classifier, load_classifiers
 from mwvae.evaluation.coherence import (
     Reader,
     coherence_by_observed,
@@ -284,18 +284,21 @@ def evaluate(
     model: MultimodalVAE,
     datamodule,
     settings: EvaluationSettings | dict[str, Any] | None = None,
+    classifiers: dict[str, Classifier] | None = None,
 ) -> dict[str, float]:
     """Every metric the model admits on the test split, as `test/<name>` (the
-    figures are `draw_evaluation_figures`', drawn once these are kept)."""
+    figures are `draw_evaluation_figures`', drawn once these are kept).
+    `classifiers`: those `load_classifiers` gave for this datamodule, when the
+    caller has them (loading hashes the training data); None: loaded here."""
     settings = resolve_settings(settings)
     model.eval()
     datamodule.setup()
     class_key = getattr(datamodule, "class_key", None)
     # Loaded (or trained, which draws random numbers) before seeding, so the
     # numbers do not depend on whether the classifiers were cached.
-    classifiers = {
-        m: c.to(model.device) for m, c in load_classifiers(datamodule, model.modality_names).items()
-    }
+    if classifiers is None:
+        classifiers = load_classifiers(datamodule, model.modality_names)
+    classifiers = {m: c.to(model.device) for m, c in classifiers.items()}
     torch.manual_seed(settings.seed)
     size = settings.batch_size
     test = whole(datamodule.test_dataloader())
