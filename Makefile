@@ -59,7 +59,7 @@ bench: install ## The benchmark suite (~14 min on 2 cores; the multivae section 
 compare: install ## Train every model of conf/model/ over 3 seeds (hours on a CPU); records and results.md in $(SWEEP)
 	$(PY) -m mwvae.train -m 'model=glob(*)' seed=0,1,2 logger=none hydra.sweep.dir=$(SWEEP) $(ARGS)
 	$(PY) experiments/record.py $(SWEEP) --out $(SWEEP)/records
-	$(PY) experiments/compare.py $(SWEEP) | tee $(SWEEP)/results.md
+	$(PY) experiments/compare.py $(SWEEP) --curves $(SWEEP)/curves.png | tee $(SWEEP)/results.md
 	{ printf "\n## The paper's claims\n\n"; $(PY) experiments/claims.py $(SWEEP); } | tee -a $(SWEEP)/results.md
 
 peer-multivae: peer-env ## Our mvae_poe (or ARGS="--model mopoe|jmvae|mmvae") beside MultiVae's (same networks, init, data; 3 seeds x 5 epochs, ~25 min), MultiVae 1.0.3 in a throwaway .peer-env/

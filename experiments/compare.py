@@ -1,14 +1,16 @@
 """Tabulate the MNIST comparison (`make compare`) from its runs or their records.
 
     python experiments/compare.py SOURCE [SOURCE ...] [--report-dir DIR] [--figures DIR]
-                                  [--columns KEY,...] [--bare]
+                                  [--columns KEY,...] [--bare] [--curves PATH]
 
 SOURCEs are sweep folders or folders of run records (`experiments/record.py`).
 Prints a Markdown table of mean +- std over seeds, one row per model and
 training budget (never averaged across budgets), and, for the runs of a
 sweep, a table of their reconstruction figures (seed 0: every observation
 setting side by side), linked from where the report will be (`--report-dir`,
-default: the first source) or copied into `--figures` first. Nothing is written unless asked. The reading of the
+default: the first source) or copied into `--figures` first; `--curves`
+plots the validation metrics against epochs (mean over seeds, their range),
+which shows whether a budget has converged. Nothing is written unless asked. The reading of the
 paper's claims is written by a person, below the table.
 """
 
@@ -16,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 from pathlib import Path
 
 from mwvae.data.coco_demo_reading import ATTRIBUTES
 from mwvae.evaluation.caption_scores import SCORES
-from records import budget_text, cell, group, link, read_records
+from records import budget_text, cell, group, link, read_records, save_figure
 
 COLUMNS = {
     "coherence/image_to_label": "image -> label",
@@ -95,6 +98,64 @@ def panels(groups: dict, report_dir: Path, figures: Path | None) -> str:
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
+# What `--curves` plots: comparable across models (the losses are not: each has its own objective).
+CURVES = {
+    "val/coherence/image_to_label": "image -> label (validation)",
+    "val/w2": "W2^2 (validation)",
+}
+
+
+def curve(records: list[dict], key: str) -> tuple[list[int], list[list[float]]] | None:
+    """The epochs and, at each, the values over seeds of the validation
+    metric `key`, from the records' validation histories (None when no two
+    of them have it at the same epochs: records older than 2026-12-06 have
+    no history)."""
+    histories = [r["validation_history"] for r in records if r.get("validation_history")]
+    histories = [h for h in histories if key in h and None not in h[key]]
+    if not histories or len({tuple(h["epoch"]) for h in histories}) > 1:
+        return None
+    return histories[0]["epoch"], [list(c) for c in zip(*(h[key] for h in histories), strict=True)]
+
+
+def curves(groups: dict, path: Path) -> Path:
+    """Each validation metric of CURVES against epochs: the mean over a
+    group's seeds and their range, one line per model and budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(6 * len(CURVES), 4.6))
+    for index, ((name, trained), records) in enumerate(groups.items()):
+        colour = plt.get_cmap("tab10")(index % 10)  # distinct colours, then dashed lines
+        style = "-" if index < 10 else "--"
+        for ax, key in zip(axes, CURVES, strict=True):
+            found = curve(records, key)
+            if found is None:
+                continue
+            epochs, values = found
+            ax.plot(epochs, [statistics.fmean(v) for v in values], style, color=colour,
+                    label=f"{name}, {budget_text(trained)} ({len(values[0])})")  # fmt: skip
+            ax.fill_between(epochs, [min(v) for v in values], [max(v) for v in values],
+                            color=colour, alpha=0.15)  # fmt: skip
+    for ax, (key, title) in zip(axes, CURVES.items(), strict=True):
+        ax.set_xlabel("epochs trained")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if key == "val/w2":
+            ax.set_yscale("log")
+    axes[0].set_ylim(0, 1)
+    lines = {
+        label: line
+        for ax in axes
+        for line, label in zip(*ax.get_legend_handles_labels(), strict=True)
+    }
+    if lines:  # one legend for both panels: a model may miss a metric
+        axes[-1].legend(lines.values(), lines.keys(), fontsize=7.5, loc="upper left",
+                        bbox_to_anchor=(1.01, 1))  # fmt: skip
+    return save_figure(fig, path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -112,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         "`captions`: the COCO demo's token-caption columns",
     )
     parser.add_argument("--bare", action="store_true", help="the metrics table alone")
+    parser.add_argument("--curves", type=Path, help="plot the validation metrics against epochs")
     args = parser.parse_args(argv)
     if args.columns == ["captions"]:
         args.columns = list(CAPTION_COLUMNS)
@@ -122,12 +184,16 @@ def main(argv: list[str] | None = None) -> None:
     if not groups:
         raise SystemExit(f"no finished run or record in {[str(p) for p in args.sources]}")
     metrics_table = table(groups, {key: KNOWN[key] for key in args.columns})
+    drawn = curves(groups, args.curves) if args.curves else None
     if args.bare:
         print(metrics_table)
         return
     print("## Test metrics, mean +- std over seeds\n")
     print(metrics_table)
-    grids = panels(groups, args.report_dir or args.sources[0], args.figures)
+    report_dir = args.report_dir or args.sources[0]
+    if drawn:
+        print(f"\n![Validation metrics against epochs]({link(drawn, report_dir)})")
+    grids = panels(groups, report_dir, args.figures)
     if grids:
         print("\n## Reconstructions from each observation setting (seed 0)\n")
         print(grids)

@@ -2,15 +2,17 @@
 the report scripts share (cells, links, saving a figure).
 
 A record is one finished run's small summary: its metrics (`metrics.json`,
-updated by `eval/metrics.json` when it was evaluated again), resolved config,
-Hydra choices and overrides, the machine it ran on, the commit and date it
-was recorded at. `experiments/record.py` keeps them under
+updated by `eval/metrics.json` when it was evaluated again), its validation
+metrics at each epoch end (from `history.csv`), resolved config, Hydra
+choices and overrides, the machine it ran on, the commit and date it was
+recorded at. `experiments/record.py` keeps them under
 `experiments/results/<name>/`; the report scripts read either such folders or
 sweep folders, whose finished runs they record on the fly.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime
 import json
 import math
@@ -54,11 +56,27 @@ def record(run: Path, commit: str | None, note: str | None = None) -> dict:
         "overrides": hydra["overrides"]["task"],
         "metrics": metrics,
         "evaluated_again": evaluated.exists(),
+        "validation_history": validation_history(run),
         "config": yaml.safe_load((run / "config.yaml").read_text()),
         "machine": json.loads(machine.read_text()) if machine.exists() else None,
         "commit": commit,
         "recorded": datetime.date.today().isoformat(),
         **({"note": note} if note else {}),
+    }
+
+
+def validation_history(run: Path) -> dict[str, list[float | None]] | None:
+    """Each `val/*` metric at each epoch end, from the run's `history.csv`
+    (None without one): how the run got to where its metrics are. A resumed
+    run may log an epoch twice; its last row counts."""
+    path = run / "history.csv"
+    if not path.exists():
+        return None
+    with path.open(newline="") as file:
+        rows = {row["epoch"]: row for row in csv.DictReader(file) if row.get("val/loss")}
+    keys = [key for key in next(iter(rows.values()), {}) if key.startswith("val/")]
+    return {"epoch": [int(e) + 1 for e in rows]} | {
+        key: [float(row[key]) if row[key] else None for row in rows.values()] for key in keys
     }
 
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from compare import main
-from records import record
+from compare import curve, main
+from records import read_records, record
 
 
 def write_sweep(root, make_run):
@@ -96,3 +96,25 @@ def test_captions_selects_the_token_caption_columns(tmp_path, make_run, capsys):
     assert header.startswith("| model | seeds | epochs x batches | colours, from the image |")
     assert row.startswith("| `mw_vae` | 1 | 5 x all | 0.500 | - |")
     assert "image -> label" not in header
+
+
+def test_curves_follow_the_validation_history_over_seeds(tmp_path, make_run):
+    sweep = tmp_path / "sweep"
+    for seed, values in enumerate([(0.5, 0.7), (0.7, 0.9)]):
+        run = make_run(sweep / f"{seed}", "mw_vae", {})
+        rows = ["epoch,step,train/loss,val/loss,val/coherence/image_to_label"]
+        rows += [f"{e},{10 * e + 5},1.0,," for e in range(2)]  # training rows: no validation
+        rows += [f"{e},{10 * e + 9},,2.0,{v}" for e, v in enumerate(values)]
+        (run / "history.csv").write_text("\n".join(rows) + "\n")
+    records = read_records([sweep])
+    assert curve(records, "val/coherence/image_to_label") == ([1, 2], [[0.5, 0.7], [0.7, 0.9]])
+    assert curve(records, "val/w2") is None  # not logged by these runs
+    main([str(sweep), "--bare", "--curves", str(tmp_path / "curves.png")])
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_report_links_the_curves_from_where_it_goes(tmp_path, make_run, capsys):
+    sweep = tmp_path / "sweep"
+    write_sweep(sweep, make_run)
+    main([str(sweep), "--curves", str(sweep / "curves.png")])  # as make compare does
+    assert "![Validation metrics against epochs](curves.png)" in capsys.readouterr().out

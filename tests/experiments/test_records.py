@@ -64,3 +64,20 @@ def test_cells_and_links():
     assert link(Path("/a/b/figures/x.png"), Path("/a")) == "b/figures/x.png"
     assert link(Path("/a/b/x.png"), Path("/a/c")) == "../b/x.png"
     assert link(Path("/a/b/x.png"), None) == "x.png"
+
+
+def test_the_validation_history_keeps_each_epoch_once(tmp_path, make_run):
+    run = make_run(tmp_path / "run", "mw_vae", {})
+    assert record(run, commit=None)["validation_history"] is None  # no history.csv
+    (run / "history.csv").write_text(
+        "epoch,step,train/loss,val/loss,val/w2\n"
+        "0,50,3.0,,\n"
+        "0,99,,2.0,0.5\n"
+        "1,199,,1.5,0.4\n"
+        "1,199,,1.4,0.3\n"  # epoch 1 again, after a resume: the last row counts
+    )
+    assert record(run, commit=None)["validation_history"] == {
+        "epoch": [1, 2],
+        "val/loss": [2.0, 1.4],
+        "val/w2": [0.5, 0.3],
+    }
