@@ -107,9 +107,9 @@ CURVES = {
 
 def curve(records: list[dict], key: str) -> tuple[list[int], list[list[float]]] | None:
     """The epochs and, at each, the values over seeds of the validation
-    metric `key`, from the records' validation histories (None when no two
-    of them have it at the same epochs: records older than 2026-12-06 have
-    no history)."""
+    metric `key`, from the records' validation histories (None when none
+    has it, or they differ in their epochs; records older than 2026-12-06
+    have no history)."""
     histories = [r["validation_history"] for r in records if r.get("validation_history")]
     histories = [h for h in histories if key in h and None not in h[key]]
     if not histories or len({tuple(h["epoch"]) for h in histories}) > 1:
