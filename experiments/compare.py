@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 from pathlib import Path
 
 from mwvae.data.coco_demo_reading import ATTRIBUTES
 from mwvae.evaluation.caption_scores import SCORES
-from records import budget_text, cell, group, link, read_records, save_figure
+from records import budget_text, cell, group, link, plot_over_seeds, read_records, save_figure
 
 COLUMNS = {
     "coherence/image_to_label": "image -> label",
@@ -99,9 +98,9 @@ def panels(groups: dict, report_dir: Path, figures: Path | None) -> str:
 
 
 # What `--curves` plots: comparable across models (the losses are not: each has its own objective).
-CURVES = {
-    "val/coherence/image_to_label": "image -> label (validation)",
-    "val/w2": "W2^2 (validation)",
+CURVES = {  # key: (title, y scale)
+    "val/coherence/image_to_label": ("image -> label (validation)", "linear"),
+    "val/w2": ("W2^2 (validation)", "log"),
 }
 
 
@@ -134,16 +133,13 @@ def curves(groups: dict, path: Path) -> Path:
             if found is None:
                 continue
             epochs, values = found
-            ax.plot(epochs, [statistics.fmean(v) for v in values], style, color=colour,
-                    label=f"{name}, {budget_text(trained)} ({len(values[0])})")  # fmt: skip
-            ax.fill_between(epochs, [min(v) for v in values], [max(v) for v in values],
-                            color=colour, alpha=0.15)  # fmt: skip
-    for ax, (key, title) in zip(axes, CURVES.items(), strict=True):
+            label = f"{name}, {budget_text(trained)} ({len(values[0])})"
+            plot_over_seeds(ax, epochs, values, colour, style, label)
+    for ax, (title, scale) in zip(axes, CURVES.values(), strict=True):
         ax.set_xlabel("epochs trained")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        if key == "val/w2":
-            ax.set_yscale("log")
+        ax.set_yscale(scale)
     axes[0].set_ylim(0, 1)
     lines = {
         label: line

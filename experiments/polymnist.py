@@ -17,7 +17,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from records import budget_text, cell, group, link, read_records, save_figure
+from records import budget_text, cell, group, link, plot_over_seeds, read_records, save_figure
 
 OBSERVED = range(1, 5)  # observed modalities k of PolyMNIST's five
 COLUMNS = {
@@ -111,17 +111,9 @@ def plot(runs: dict[tuple[str, str], list[dict]], path: Path) -> Path:
         if not per_seed:
             continue
         columns = list(zip(*per_seed, strict=True))
-        means = [statistics.fmean(c) for c in columns]
         colour = plt.get_cmap("tab20")(index % 20)
-        ax.plot(
-            ks,
-            means,
-            "o-",
-            color=colour,
-            label=f"{name}, {budget_text(trained)} ({len(per_seed)} seed{'s' * (len(per_seed) > 1)})",
-        )
-        ax.fill_between(ks, [min(c) for c in columns], [max(c) for c in columns], color=colour,
-                        alpha=0.15)  # fmt: skip
+        seeds = f"{len(per_seed)} seed{'s' * (len(per_seed) > 1)}"
+        plot_over_seeds(ax, ks, columns, colour, "o-", f"{name}, {budget_text(trained)} ({seeds})")
     for name, values in PUBLISHED.items():
         style = "k--" if "paper" in name else "k:"
         marker = "s" if name.startswith("MoPoE") else "^"

@@ -161,6 +161,14 @@ def link(path: Path, report_dir: Path | None) -> str:
     return os.path.relpath(path.resolve(), Path(report_dir).resolve())
 
 
+def plot_over_seeds(ax, x, columns, colour, style="-", label=None) -> None:
+    """The mean over seeds at each x (`columns[i]`: the seeds' values at x[i])
+    as a line, and their range as a band."""
+    ax.plot(x, [statistics.fmean(c) for c in columns], style, color=colour, label=label)
+    ax.fill_between(x, [min(c) for c in columns], [max(c) for c in columns], color=colour,
+                    alpha=0.15)  # fmt: skip
+
+
 def save_figure(figure, path: Path, dpi: int = 130) -> Path:
     """Write a matplotlib figure (laid out) to `path`, and close it."""
     import matplotlib.pyplot as plt
