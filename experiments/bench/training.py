@@ -125,7 +125,19 @@ def run(tiny: bool = False, models: list[str] | None = None) -> dict:
     }
 
 
-def model_table(models: dict[str, dict], target: float) -> list[str]:
+def plain_ms_per_step(result: dict) -> float:
+    return 1e3 * result["plain_seconds"] / result["steps"]
+
+
+def at_floor(result: dict, floor_ms: float) -> float:
+    """The ratio the Trainer would reach if it added only Lightning's floor
+    (`floor_ms` a step) to this model's plain step: the most a module can get
+    from Lightning's loop at this batch size."""
+    plain = plain_ms_per_step(result)
+    return plain / (plain + floor_ms)
+
+
+def model_table(models: dict[str, dict], target: float, floor_ms: float | None = None) -> list[str]:
     rows = [
         [
             name,
@@ -133,16 +145,21 @@ def model_table(models: dict[str, dict], target: float) -> list[str]:
             f"{r['trainer_samples_per_s']:.0f}",
             f"{r['ratio']:.3f}" + ("" if r["ratio"] >= target else " (missed)"),
             f"{r['trainer_overhead_ms_per_step']:+.2f}",
+            *([] if floor_ms is None else [f"{at_floor(r, floor_ms):.3f}"]),
         ]
         for name, r in models.items()
     ]
     header = "model | plain samples/s | Trainer samples/s | ratio | Trainer overhead ms/step"
+    if floor_ms is not None:
+        header += " | ratio at Lightning's floor"
     return table(header, rows)
 
 
 def to_markdown(results: dict) -> str:
     models, target = results["models"], results["target"]
     first = next(iter(models.values()))
+    floor_name, floor = next(iter(results.get("floor", {}).items()), (None, None))
+    floor_ms = None if floor is None else floor["trainer_overhead_ms_per_step"]
     missed = {n: r["ratio"] for n, r in models.items() if r["ratio"] < target}
     gaps = ", ".join(f"{n} by {target - r:.3f}" for n, r in missed.items())
     lines = [
@@ -150,9 +167,16 @@ def to_markdown(results: dict) -> str:
         "",
         f"One epoch of MNIST ({first['samples']} examples, batch {first['batch_size']}, "
         f"{first['steps']} steps) per model, the Trainer and a plain loop in lockstep "
-        f"(`experiments/bench/training.py`). Target: ratio >= {target}.",
+        f"(`experiments/bench/training.py`). Target: ratio >= {target}."
+        + (
+            ""
+            if floor is None
+            else " Ratio at Lightning's floor: the plain step plus only what a bare Trainer "
+            f"adds to any module ({floor_ms:+.2f} ms a step, measured below), the most this "
+            "model can reach inside Lightning's loop at this batch size."
+        ),
         "",
-        *model_table(models, target),
+        *model_table(models, target, floor_ms),
         "",
         f"Lowest ratio {min(r['ratio'] for r in models.values()):.3f}. "
         + (f"Missed: {gaps}." if missed else f"Every model reaches the target ({target})."),
@@ -167,18 +191,24 @@ def to_markdown(results: dict) -> str:
             "larger share of the faster models' steps; being per step, it shrinks with larger "
             "batches.",
         ]
-    if results.get("floor"):
-        ((name, floor),) = results["floor"].items()
-        ours = models[name]["trainer_overhead_ms_per_step"] - floor["trainer_overhead_ms_per_step"]
+    if floor is not None:
+        ours = models[floor_name]["trainer_overhead_ms_per_step"] - floor_ms
+        beyond = [n for n in missed if at_floor(models[n], floor_ms) < target]
         lines += [
             "",
-            f"Lightning's floor, {name}: a bare Trainer (no callbacks, no progress bar) over a "
-            "module whose step is only its objective's loss, in lockstep as above: ratio "
-            f"{floor['ratio']:.3f}, {floor['trainer_overhead_ms_per_step']:+.2f} ms per step, what "
-            "Lightning's loop costs any module on this machine; the callbacks of `make train` "
-            "(progress bar and non-finite guard included) and the framework's step (reseeding, "
-            f"epoch means, logging) add {ours:+.2f} ms to it.",
+            f"Lightning's floor, {floor_name}: a bare Trainer (no callbacks, no progress bar) "
+            "over a module whose step is only its objective's loss, in lockstep as above: ratio "
+            f"{floor['ratio']:.3f}, {floor_ms:+.2f} ms per step, what Lightning's loop costs any "
+            "module on this machine; the callbacks of `make train` (progress bar and non-finite "
+            "guard included) and the framework's step (reseeding, epoch means, logging) add "
+            f"{ours:+.2f} ms to it.",
         ]
+        if beyond:
+            lines += [
+                "",
+                f"Out of reach inside Lightning's loop at batch {first['batch_size']} (their "
+                f"ratio at the floor is below {target}): {', '.join(beyond)}.",
+            ]
     if results.get("large_batch"):
         lines += [
             "",

@@ -131,6 +131,34 @@ def test_training_markdown_names_the_models_that_miss_the_target():
     assert "Missed: slow by 0.050" in markdown and "fast by" not in markdown
 
 
+def lockstep(plain_ms: float, overhead_ms: float) -> dict:
+    steps, batch = 100, 128
+    plain, trainer = steps * plain_ms / 1e3, steps * (plain_ms + overhead_ms) / 1e3
+    return {
+        "steps": steps,
+        "samples": steps * batch,
+        "batch_size": batch,
+        "plain_seconds": plain,
+        "plain_samples_per_s": steps * batch / plain,
+        "trainer_samples_per_s": steps * batch / trainer,
+        "ratio": plain / trainer,
+        "trainer_overhead_ms_per_step": overhead_ms,
+    }
+
+
+def test_ratio_at_lightnings_floor_separates_its_misses_from_the_frameworks():
+    # Floor 0.5 ms: a 4 ms step can reach at most 4 / 4.5 = 0.889 inside
+    # Lightning's loop, a 19 ms step 19 / 19.5 = 0.974.
+    models = {"small": lockstep(4.0, 0.8), "large": lockstep(19.0, 0.9)}
+    results = {"target": 0.95, "models": models, "floor": {"small": lockstep(4.0, 0.5)}}
+    assert training.at_floor(models["small"], 0.5) == pytest.approx(4.0 / 4.5)
+    markdown = training.to_markdown(results)
+    assert "| small | 32000 | 26667 | 0.833 (missed) | +0.80 | 0.889 |" in markdown
+    assert "| large | 6737 | 6432 | 0.955 | +0.90 | 0.974 |" in markdown
+    assert "below 0.95): small." in markdown
+    assert "add +0.30 ms to it" in markdown
+
+
 def test_caption_section_agrees_with_sentence_transformers_and_reads_its_cache():
     results = caption_embedding.run(tiny=True)
     assert results["max_abs_diff"] < 1e-5
