@@ -115,3 +115,20 @@ def test_same_checkpoint_same_seed_same_numbers(tmp_path):
         "reconstructions.png",
         "style_transfer.png",
     ]
+
+
+def test_figures_draw_with_the_classifiers_they_are_given(tmp_path, monkeypatch):
+    import mwvae.evaluation.suite as suite
+    from mwvae.evaluation.classifier import load_classifiers
+
+    net, datamodule = built(tmp_path, "mw_vae")
+    classifiers = load_classifiers(datamodule, net.modality_names)
+
+    def reload(*args, **kwargs):
+        raise AssertionError("loaded again: loading hashes the training data")
+
+    monkeypatch.setattr(suite, "load_classifiers", reload)
+    drawn = draw_evaluation_figures(net, datamodule, SMALL, tmp_path, classifiers)
+    assert drawn and all(path.exists() for path in drawn)
+    with pytest.raises(AssertionError, match="loaded again"):
+        draw_evaluation_figures(net, datamodule, SMALL, tmp_path)

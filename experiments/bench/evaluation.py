@@ -172,11 +172,12 @@ def warm_classifiers(datamodule, modalities) -> dict:
 
 
 def evaluate_and_draw(model, datamodule, settings: dict, output_dir: Path) -> dict[str, float]:
-    """What the end of a run costs: the metrics, then the figures when the
-    settings ask for them."""
-    metrics = evaluate(model, datamodule, settings)
+    """What the end of a run costs: the classifiers (loaded once), the
+    metrics, then the figures when the settings ask for them."""
+    classifiers = load_classifiers(datamodule, model.modality_names)
+    metrics = evaluate(model, datamodule, settings, classifiers)
     if resolve_settings(settings).figures:
-        draw_evaluation_figures(model, datamodule, settings, output_dir)
+        draw_evaluation_figures(model, datamodule, settings, output_dir, classifiers)
     return metrics
 
 

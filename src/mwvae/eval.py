@@ -93,6 +93,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     from hydra.utils import instantiate
 
     from mwvae import load_model
+    from mwvae.evaluation.classifier import load_classifiers
     from mwvae.evaluation.suite import draw_evaluation_figures, evaluate
 
     output_dir = output_folder(cfg)
@@ -107,14 +108,16 @@ def run(cfg: DictConfig) -> dict[str, float]:
         log.info("Data: %s, subsets %s; results go to %s", data._target_, subset, output_dir)
         datamodule = instantiate(data, _recursive_=False)
         settings = OmegaConf.to_object(cfg.settings)
-        metrics = evaluate(model, datamodule, settings)
+        # Loaded once (loading hashes the training data) for the metrics and the figures.
+        classifiers = load_classifiers(datamodule, model.modality_names)
+        metrics = evaluate(model, datamodule, settings, classifiers)
         text = json.dumps(metrics, indent=2, sort_keys=True) + "\n"
         (output_dir / "metrics.json").write_text(text)
         for name, value in sorted(metrics.items()):
             log.info("%-45s %.4f", name, value)
         log.info("Wrote %s", output_dir / "metrics.json")
         if settings.figures:  # after metrics.json: a figure that fails costs no result
-            draw_evaluation_figures(model, datamodule, settings, output_dir)
+            draw_evaluation_figures(model, datamodule, settings, output_dir, classifiers)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()

@@ -151,6 +151,7 @@ def fit_and_evaluate(
     leave_process_group(trainer)
 
     if trainer.is_global_zero:
+        classifiers = None
         if cfg.evaluate:
             settings = OmegaConf.to_container(cfg.evaluation, resolve=True)
             # Trained on a dataset's first evaluation on a machine, then cached: timed
@@ -163,7 +164,7 @@ def fit_and_evaluate(
             metrics["time/evaluation_seconds"] = time.perf_counter() - started
         write_json(output_dir / "metrics.json", metrics)
         if cfg.figures:
-            draw_figures(cfg, model, datamodule, trainer)
+            draw_figures(cfg, model, datamodule, trainer, classifiers)
         log_final_metrics(trainer, metrics)
         log.info("Run folder: %s", output_dir.resolve())
     return metrics
@@ -234,15 +235,17 @@ def draw_figures(
     model: pl.LightningModule,
     datamodule: pl.LightningDataModule,
     trainer: pl.Trainer,
+    classifiers: dict | None = None,
 ) -> None:
-    """The evaluation's figures (when the run evaluates) and the training
-    curves, a figure that fails logged and skipped; then every figure of the
-    run sent to the loggers that take images."""
+    """The evaluation's figures (when the run evaluates; `classifiers`: those
+    it read with, None: loaded) and the training curves, a figure that fails
+    logged and skipped; then every figure of the run sent to the loggers that
+    take images."""
     output_dir = Path(cfg.paths.output_dir)
     figures_dir = output_dir / "figures"
     if cfg.evaluate:
         settings = OmegaConf.to_container(cfg.evaluation, resolve=True)
-        draw_evaluation_figures(model, datamodule, settings, output_dir)
+        draw_evaluation_figures(model, datamodule, settings, output_dir, classifiers)
     history = output_dir / "history.csv"
     if history.exists():
         title = f"{model.display_name}: training curves"

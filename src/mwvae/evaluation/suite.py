@@ -342,15 +342,17 @@ def draw_evaluation_figures(
     datamodule,
     settings: EvaluationSettings | dict[str, Any] | None = None,
     output_dir: Path | str = ".",
+    classifiers: dict[str, Classifier] | None = None,
 ) -> list[Path]:
     """The evaluation's figures (`figure_plan`) in `output_dir/figures`, from
     the test split and the cached classifiers; one that fails is logged and
-    skipped."""
+    skipped. `classifiers`: as `evaluate`'s (None: loaded here)."""
     settings = resolve_settings(settings)
     model.eval()
     datamodule.setup()
     class_key = getattr(datamodule, "class_key", None)
-    classifiers = load_classifiers(datamodule, model.modality_names)
+    if classifiers is None:
+        classifiers = load_classifiers(datamodule, model.modality_names)
     read = readers(
         model, class_readers(datamodule, {m: c.to(model.device) for m, c in classifiers.items()})
     )
