@@ -25,3 +25,9 @@ def mnist_dir() -> Path:
     if not (MNIST_DIR / "mnist.pkl.gz").exists():
         pytest.fail("the offline MNIST archive is missing: run `make data` (or `make install`)")
     return MNIST_DIR
+
+
+@pytest.fixture(scope="module")
+def coco_data_dir(tmp_path_factory) -> Path:
+    """Shared by a module's COCO tests, so the tiny demo is generated and embedded once."""
+    return tmp_path_factory.mktemp("coco_data")

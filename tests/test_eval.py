@@ -7,11 +7,11 @@ import pytest
 from hydra.utils import instantiate
 
 from mwvae.config import compose_config
-from mwvae.evaluation.suite import draw_evaluation_figures, evaluate
+from mwvae.evaluation.suite import draw_evaluation_figures, evaluate, style_errors, whole
 from mwvae.training import build_model
 from tests.subsets import SUBSET
 
-from .test_train import MODELS, QUIET
+from .test_train import COCO_DEMO, MODELS, QUIET
 
 SMALL = {"likelihood": {"k": 10, "num_samples": 20}, "joint_samples": 200}
 
@@ -132,3 +132,26 @@ def test_figures_draw_with_the_classifiers_they_are_given(tmp_path, monkeypatch)
     assert drawn and all(path.exists() for path in drawn)
     with pytest.raises(AssertionError, match="loaded again"):
         draw_evaluation_figures(net, datamodule, SMALL, tmp_path)
+
+
+def test_fmw_vae_scores_its_own_caption_style_by_token_errors(tmp_path, coco_data_dir):
+    # Every modality but the label has a private code, token captions too:
+    # their style error is a token error rate, as their reconstruction's is.
+    cfg = compose_config(
+        [
+            *QUIET,
+            f"paths.output_dir={tmp_path}",
+            "experiment=coco_demo",
+            "data/text=tokens",
+            "model=fmw_vae",
+            *COCO_DEMO,
+            f"paths.data_dir={coco_data_dir}",
+        ]
+    )
+    net, datamodule = build_model(cfg).eval(), instantiate(cfg.data, _recursive_=False)
+    datamodule.setup()
+    test = whole(datamodule.test_dataloader())
+    errors = style_errors(net, {m: test[m] for m in net.modality_names}, size=8)
+    assert set(errors) == {"style/mse_own_style/image", "style/token_error_rate_own_style/caption"}
+    assert 0 <= errors["style/token_error_rate_own_style/caption"] <= 1
+    assert errors["style/mse_own_style/image"] > 0

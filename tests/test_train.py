@@ -227,12 +227,6 @@ def test_missing_dataset_says_how_to_get_it(tmp_path):
         train(config(tmp_path, f"paths.data_dir={tmp_path}/nowhere", "debug=fast"))
 
 
-@pytest.fixture(scope="module")
-def coco_data_dir(tmp_path_factory) -> Path:
-    """Shared by the COCO tests, so the tiny demo is generated and embedded once."""
-    return tmp_path_factory.mktemp("coco_data")
-
-
 COCO_DEMO = ["data=coco_demo", "data.num_train=40", "data.num_val=20"]
 
 

@@ -112,17 +112,26 @@ def reconstruction_errors(model: MultimodalVAE, split: Split, size: int) -> dict
             needed = {m: target_styles(model, m, observed) for m in model.modality_names}
             for style in dict.fromkeys(s for styles in needed.values() for s in styles):
                 out = model.reconstruct({o: batch[o] for o in observed}, style=style)
-                for m, lik in model.likelihoods.items():
+                for m in model.modality_names:
                     if style not in needed[m]:
                         continue
-                    if isinstance(lik, Categorical):
-                        metric, error = "recon_error_rate", (out[m].argmax(-1) != batch[m]).float()
-                    elif isinstance(lik, TokenSequence):
-                        metric, error = "recon_token_error_rate", token_errors(out[m], batch[m])
-                    else:
-                        metric, error = "recon_mse", (out[m] - batch[m]).square().flatten(1).mean(1)
-                    means.add(styled_key(f"{metric}/{setting}/{m}", style, headline), error)
+                    metric, error = reconstruction_error(model, m, out[m], batch[m])
+                    means.add(styled_key(f"recon_{metric}/{setting}/{m}", style, headline), error)
     return means.compute()
+
+
+def reconstruction_error(
+    model: MultimodalVAE, m: str, decoded: torch.Tensor, target: torch.Tensor
+) -> tuple[str, torch.Tensor]:
+    """How far decoded m is from the real m, per example, and the measure's
+    name: the error rate of a categorical m, the token error rate of token
+    captions, the mean squared error per dimension of the others."""
+    likelihood = model.likelihoods[m]
+    if isinstance(likelihood, Categorical):
+        return "error_rate", (decoded.argmax(-1) != target).float()
+    if isinstance(likelihood, TokenSequence):
+        return "token_error_rate", token_errors(decoded, target)
+    return "mse", (decoded - target).square().flatten(1).mean(1)
 
 
 def token_errors(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -164,10 +173,11 @@ def coherences(
 
 @torch.no_grad()
 def style_errors(model: MultimodalVAE, split: Split, size: int) -> dict[str, float]:
-    """`style/mse_own_style/<m>` for each modality with a private code: m
-    decoded from the shared code of the other modalities plus m's own private
-    code, against the real m (compare `recon_mse*/<others>_only/<m>`, where
-    the private code is imputed)."""
+    """`style/<measure>_own_style/<m>` for each modality with a private code:
+    m decoded from the shared code of the other modalities plus m's own
+    private code, against the real m, by `reconstruction_error`'s measure
+    (compare `recon_<measure>*/<others>_only/<m>`, where the private code is
+    imputed)."""
     means = Means()
     for m in model.private_modalities:
         others = [o for o in model.modality_names if o != m]
@@ -175,7 +185,8 @@ def style_errors(model: MultimodalVAE, split: Split, size: int) -> dict[str, flo
             continue
         for batch in InMemoryLoader(split, size, device=model.device):
             decoded = model.transfer_style({o: batch[o] for o in others}, {m: batch[m]})[m]
-            means.add(f"style/mse_own_style/{m}", (decoded - batch[m]).square().flatten(1).mean(1))
+            metric, error = reconstruction_error(model, m, decoded, batch[m])
+            means.add(f"style/{metric}_own_style/{m}", error)
     return means.compute()
 
 
