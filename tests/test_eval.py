@@ -7,6 +7,7 @@ import pytest
 from hydra.utils import instantiate
 
 from mwvae.config import compose_config
+from mwvae.evaluation.classifier import load_classifiers
 from mwvae.evaluation.suite import draw_evaluation_figures, evaluate, style_errors, whole
 from mwvae.training import build_model
 from tests.subsets import SUBSET
@@ -118,16 +119,13 @@ def test_same_checkpoint_same_seed_same_numbers(tmp_path):
 
 
 def test_figures_draw_with_the_classifiers_they_are_given(tmp_path, monkeypatch):
-    import mwvae.evaluation.suite as suite
-    from mwvae.evaluation.classifier import load_classifiers
-
     net, datamodule = built(tmp_path, "mw_vae")
     classifiers = load_classifiers(datamodule, net.modality_names)
 
     def reload(*args, **kwargs):
         raise AssertionError("loaded again: loading hashes the training data")
 
-    monkeypatch.setattr(suite, "load_classifiers", reload)
+    monkeypatch.setattr("mwvae.evaluation.suite.load_classifiers", reload)
     drawn = draw_evaluation_figures(net, datamodule, SMALL, tmp_path, classifiers)
     assert drawn and all(path.exists() for path in drawn)
     with pytest.raises(AssertionError, match="loaded again"):
