@@ -125,16 +125,12 @@ def run(tiny: bool = False, models: list[str] | None = None) -> dict:
     }
 
 
-def plain_ms_per_step(result: dict) -> float:
-    return 1e3 * result["plain_seconds"] / result["steps"]
-
-
 def at_floor(result: dict, floor_ms: float) -> float:
     """The ratio the Trainer would reach if it added only Lightning's floor
     (`floor_ms` a step) to this model's plain step: the most a module can get
     from Lightning's loop at this batch size."""
-    plain = plain_ms_per_step(result)
-    return plain / (plain + floor_ms)
+    plain_ms = 1e3 * result["plain_seconds"] / result["steps"]
+    return plain_ms / (plain_ms + floor_ms)
 
 
 def model_table(models: dict[str, dict], target: float, floor_ms: float | None = None) -> list[str]:

@@ -29,7 +29,7 @@ from mwvae.callbacks import NonFiniteLossError
 from mwvae.checkpoints import CheckpointError, resume_from
 from mwvae.config import ConfigError, register_configs, validate
 from mwvae.data.mnist_source import DatasetMissingError
-from mwvae.evaluation.classifier import load_classifiers
+from mwvae.evaluation.classifier import Classifier, load_classifiers
 from mwvae.evaluation.figures import draw_safely, plot_training_curves
 from mwvae.evaluation.suite import draw_evaluation_figures, evaluate
 from mwvae.machine import machine
@@ -235,7 +235,7 @@ def draw_figures(
     model: pl.LightningModule,
     datamodule: pl.LightningDataModule,
     trainer: pl.Trainer,
-    classifiers: dict | None = None,
+    classifiers: dict[str, Classifier] | None = None,
 ) -> None:
     """The evaluation's figures (when the run evaluates; `classifiers`: those
     it read with, None: loaded) and the training curves, a figure that fails
